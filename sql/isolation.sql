@@ -1,0 +1,96 @@
+-- Access grants, RLS registry, schema migrations and their ledger (SPEC §4).
+-- Loaded after sql/catalog.sql.
+
+-- Who may act for which tenant.  tenant_id NULL means every tenant.
+-- A regrole column dumps as the role's name and is resolved again on restore.
+CREATE TABLE tenancy.tenant_grants (
+    role       regrole NOT NULL,
+    tenant_id  uuid REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    granted_by name NOT NULL DEFAULT session_user
+);
+CREATE UNIQUE INDEX tenant_grants_role_tenant_key
+    ON tenancy.tenant_grants (role, (COALESCE(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)));
+CREATE INDEX tenant_grants_tenant_idx ON tenancy.tenant_grants (tenant_id);
+
+COMMENT ON TABLE tenancy.tenant_grants IS 'Roles allowed to act for a tenant (tenant_id NULL: all tenants). Change with tenancy.grant_tenant and friends.';
+
+-- Tables isolated by row-level security, as enable_rls left them.
+CREATE TABLE tenancy.rls_tables (
+    tbl           regclass NOT NULL,
+    tenant_column name NOT NULL,
+    policy_name   name NOT NULL,
+    enabled_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT rls_tables_pkey PRIMARY KEY (tbl)
+);
+
+COMMENT ON TABLE tenancy.rls_tables IS 'Tables isolated by tenancy.enable_rls.';
+
+-- Versioned migrations of every schema tenant, applied in registration order.
+CREATE TABLE tenancy.migrations (
+    position      integer GENERATED ALWAYS AS IDENTITY,
+    name          text NOT NULL,
+    sql           text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by name NOT NULL DEFAULT session_user,
+    CONSTRAINT migrations_pkey PRIMARY KEY (name),
+    CONSTRAINT migrations_position_key UNIQUE (position),
+    CONSTRAINT migrations_name_check CHECK (char_length(name) BETWEEN 1 AND 63 AND btrim(name) <> ''),
+    CONSTRAINT migrations_sql_check CHECK (btrim(sql, E' \t\r\n;') <> '')
+);
+
+COMMENT ON TABLE tenancy.migrations IS 'Migrations of schema tenants, in the order registered by tenancy.add_migration. Immutable.';
+
+CREATE FUNCTION tenancy.migrations_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'registered migrations are immutable'
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Register a new migration with tenancy.add_migration that makes the change.';
+END
+$$;
+
+CREATE TRIGGER migrations_immutable
+    BEFORE UPDATE OR DELETE ON tenancy.migrations
+    FOR EACH ROW EXECUTE FUNCTION tenancy.migrations_immutable();
+
+-- Which migration reached which tenant, and how.
+CREATE TABLE tenancy.migration_ledger (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    migration  text NOT NULL REFERENCES tenancy.migrations (name),
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    status     text NOT NULL,
+    error      text,
+    CONSTRAINT migration_ledger_pkey PRIMARY KEY (tenant_id, migration),
+    CONSTRAINT migration_ledger_status_check CHECK (status IN ('applied', 'failed')),
+    CONSTRAINT migration_ledger_error_check CHECK ((status = 'failed') = (error IS NOT NULL))
+);
+CREATE INDEX migration_ledger_migration_idx ON tenancy.migration_ledger (migration);
+
+COMMENT ON TABLE tenancy.migration_ledger IS 'One row per schema tenant and migration tried: applied, or failed with its error.';
+
+-- Per schema tenant that is not deleted: how many migrations are applied and
+-- pending, and the last error.
+CREATE VIEW tenancy.migration_status AS
+SELECT t.id AS tenant_id,
+       t.identifier,
+       t.schema_name,
+       count(l.migration) FILTER (WHERE l.status = 'applied') AS applied,
+       (SELECT count(*) FROM tenancy.migrations)
+           - count(l.migration) FILTER (WHERE l.status = 'applied') AS pending,
+       (array_agg(l.migration ORDER BY m.position DESC) FILTER (WHERE l.status = 'applied'))[1] AS last_applied,
+       (array_agg(l.error ORDER BY l.applied_at DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error,
+       max(l.applied_at) AS last_run_at
+  FROM tenancy.tenants t
+  LEFT JOIN tenancy.migration_ledger l ON l.tenant_id = t.id
+  LEFT JOIN tenancy.migrations m ON m.name = l.migration
+ WHERE t.isolation = 'schema' AND t.status <> 'deleted'
+ GROUP BY t.id, t.identifier, t.schema_name;
+
+COMMENT ON VIEW tenancy.migration_status IS 'Applied and pending migrations and the last error, per schema tenant.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.rls_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations_position_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migration_ledger', '');

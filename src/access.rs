@@ -1,0 +1,268 @@
+//! Who may act for which tenant (SPEC §4 "Access"), and the grant functions.
+//!
+//! The one rule, in `may_act_for`: a role may act for a tenant when it is a
+//! superuser, has BYPASSRLS, has the privileges of a role granted all
+//! tenants, or has the privileges of a role granted that tenant.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::db::{self, Mode};
+use crate::errors::{self, required};
+use crate::sqltypes::RegRole;
+use crate::tenants::{self, Tenant};
+
+/// Runs `f` as the extension's owner with `search_path` pinned to
+/// `pg_catalog, pg_temp`, then restores both: what a SECURITY DEFINER
+/// function does, for the context functions that must also change the
+/// caller's own settings (which a function-level SET clause would undo).
+/// An error inside `f` aborts the (sub)transaction, and PostgreSQL's abort
+/// processing restores the user and the settings.
+pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        let mut saved_user = pg_sys::Oid::INVALID;
+        let mut saved_context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        let nest = pg_sys::NewGUCNestLevel();
+        crate::settings::set_saved(c"search_path", "pg_catalog, pg_temp");
+        let owner = extension_owner();
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        let result = f();
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        pg_sys::AtEOXact_GUC(true, nest);
+        result
+    }
+}
+
+fn extension_owner() -> pg_sys::Oid {
+    db::query_one(
+        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'",
+        Mode::Read,
+        &[],
+        |r| r.must::<pg_sys::Oid>(1),
+    )
+    .unwrap_or_else(|| errors::internal("the tenancy extension is not installed in this database"))
+}
+
+/// The role whose rights are checked: the current user of the caller.
+pub fn current_role() -> pg_sys::Oid {
+    unsafe { pg_sys::GetUserId() }
+}
+
+fn role_name(role: pg_sys::Oid) -> String {
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(role, true);
+        if p.is_null() { format!("{}", role.to_u32()) } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
+    }
+}
+
+/// True when `role` may act for the tenant.  Must run with catalog access
+/// (inside `as_owner` or a SECURITY DEFINER function).
+pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
+    unsafe {
+        if pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) {
+            return true;
+        }
+    }
+    let granted = db::query(
+        "SELECT g.role::oid FROM tenancy.tenant_grants g
+          WHERE g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id IS NULL",
+        Mode::Read,
+        &[tenant_id.into()],
+        |r| r.must::<pg_sys::Oid>(1),
+    );
+    granted.into_iter().any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
+}
+
+/// Raises 42501 unless `role` may act for `t`.
+pub fn check_may_act(role: pg_sys::Oid, t: &Tenant) {
+    if !may_act_for(role, t.id) {
+        errors::forbidden(format!("role \"{}\" may not act for tenant \"{}\"", role_name(role), t.identifier))
+            .hint("An administrator can allow it with tenancy.grant_tenant(role, tenant).")
+            .raise();
+    }
+}
+
+fn quote(ident: &str) -> String {
+    pgrx::spi::quote_identifier(ident)
+}
+
+/// Lets `role` use a schema tenant's schema and its tables, now and for the
+/// tables later migrations create (which run as the extension owner).
+pub fn grant_schema(schema: &str, role: &str) {
+    let (s, r) = (quote(schema), quote(role));
+    db::execute_dynamic(&format!(
+        "GRANT USAGE ON SCHEMA {s} TO {r};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {r};"
+    ));
+}
+
+fn revoke_schema(schema: &str, role: &str) {
+    let (s, r) = (quote(schema), quote(role));
+    db::execute_dynamic(&format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} REVOKE ALL ON TABLES FROM {r};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {r};
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r};
+         REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r};
+         REVOKE USAGE ON SCHEMA {s} FROM {r};"
+    ));
+}
+
+fn schema_exists(schema: &str) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
+        Mode::Write,
+        &[schema.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+/// Names of roles that may act for the tenant through a grant (directly or
+/// through an all-tenants grant), to give a new schema tenant's schema to.
+pub fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
+    db::query(
+        "SELECT DISTINCT r.rolname::text FROM tenancy.tenant_grants g
+           JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) g.role::oid
+          WHERE g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id IS NULL",
+        Mode::Write,
+        &[tenant_id.into()],
+        |r| r.must::<String>(1),
+    )
+}
+
+fn schema_tenants() -> Vec<String> {
+    db::query(
+        "SELECT t.schema_name::text FROM tenancy.tenants t
+          WHERE t.schema_name IS NOT NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted'",
+        Mode::Write,
+        &[],
+        |r| r.must::<String>(1),
+    )
+}
+
+fn role_of(role: Option<RegRole>) -> (pg_sys::Oid, String) {
+    let role = required(role, "role").0;
+    let name = unsafe { pg_sys::GetUserNameFromId(role, true) };
+    if name.is_null() {
+        errors::invalid(format!("role with OID {} does not exist", role.to_u32())).raise();
+    }
+    (role, unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned())
+}
+
+/// Allow `role` (and its members) to act for one tenant.
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
+    let (role, name) = role_of(role);
+    let t = tenants::lock(required(tenant, "tenant"));
+    let inserted = db::query(
+        "INSERT INTO tenancy.tenant_grants (role, tenant_id) VALUES ($1::oid::regrole, $2)
+         ON CONFLICT DO NOTHING RETURNING 1",
+        Mode::Write,
+        &[role.into(), t.id.into()],
+        |_| (),
+    );
+    if let Some(schema) = &t.schema_name {
+        if schema_exists(schema) {
+            grant_schema(schema, &name);
+        }
+    }
+    if !inserted.is_empty() {
+        audit::record_one(Event::new(t.id, &t.identifier, "grant", json!({"role": name})));
+    }
+}
+
+/// Withdraw a `grant_tenant`.
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
+    let (role, name) = role_of(role);
+    let t = tenants::lock(required(tenant, "tenant"));
+    let deleted = db::query(
+        "DELETE FROM tenancy.tenant_grants g
+          WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND g.tenant_id OPERATOR(pg_catalog.=) $2 RETURNING 1",
+        Mode::Write,
+        &[role.into(), t.id.into()],
+        |_| (),
+    );
+    let still_all = db::query_one(
+        "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
+                         WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND g.tenant_id IS NULL)",
+        Mode::Write,
+        &[role.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false);
+    if let Some(schema) = &t.schema_name {
+        if !still_all && schema_exists(schema) {
+            revoke_schema(schema, &name);
+        }
+    }
+    if !deleted.is_empty() {
+        audit::record_one(Event::new(t.id, &t.identifier, "revoke", json!({"role": name})));
+    }
+}
+
+/// Allow `role` (and its members) to act for every tenant, present and future.
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn grant_all_tenants(role: Option<RegRole>) {
+    let (role, name) = role_of(role);
+    let inserted = db::query(
+        "INSERT INTO tenancy.tenant_grants (role, tenant_id) VALUES ($1::oid::regrole, NULL)
+         ON CONFLICT DO NOTHING RETURNING 1",
+        Mode::Write,
+        &[role.into()],
+        |_| (),
+    );
+    for schema in schema_tenants() {
+        if schema_exists(&schema) {
+            grant_schema(&schema, &name);
+        }
+    }
+    if !inserted.is_empty() {
+        audit::record_one(Event::all_tenants("grant", json!({"role": name, "all_tenants": true})));
+    }
+}
+
+/// Withdraw a `grant_all_tenants` (grants of single tenants stay).
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_all_tenants(role: Option<RegRole>) {
+    let (role, name) = role_of(role);
+    let deleted = db::query(
+        "DELETE FROM tenancy.tenant_grants g
+          WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND g.tenant_id IS NULL RETURNING 1",
+        Mode::Write,
+        &[role.into()],
+        |_| (),
+    );
+    // Keep the schemas of tenants still granted one by one.
+    let kept: Vec<String> = db::query(
+        "SELECT t.schema_name::text FROM tenancy.tenant_grants g
+           JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) g.tenant_id
+          WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND t.schema_name IS NOT NULL",
+        Mode::Write,
+        &[role.into()],
+        |r| r.must::<String>(1),
+    );
+    for schema in schema_tenants() {
+        if !kept.contains(&schema) && schema_exists(&schema) {
+            revoke_schema(&schema, &name);
+        }
+    }
+    if !deleted.is_empty() {
+        audit::record_one(Event::all_tenants("revoke", json!({"role": name, "all_tenants": true})));
+    }
+}

@@ -1,0 +1,89 @@
+//! The catalog's types and the SQL-callable validators its CHECK constraints
+//! use; `sql/catalog.sql` creates the tables after these exist.
+
+#![allow(non_camel_case_types)]
+
+use pgrx::prelude::*;
+
+use crate::validate;
+
+/// `tenancy.tenant_status`, in lifecycle order.
+#[derive(PostgresEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tenant_status {
+    provisioning,
+    active,
+    suspended,
+    deleted,
+}
+
+impl tenant_status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            tenant_status::provisioning => "provisioning",
+            tenant_status::active => "active",
+            tenant_status::suspended => "suspended",
+            tenant_status::deleted => "deleted",
+        }
+    }
+}
+
+/// `tenancy.isolation`: how a tenant's data is kept apart.
+#[derive(PostgresEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum isolation {
+    schema,
+    rls,
+    database,
+}
+
+impl isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            isolation::schema => "schema",
+            isolation::rls => "rls",
+            isolation::database => "database",
+        }
+    }
+}
+
+/// True when `identifier` is a valid tenant slug (used by the catalog's CHECK).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn identifier_is_valid(identifier: &str) -> bool {
+    validate::check_identifier(identifier).is_ok()
+}
+
+/// True when `name` is a valid tenant name (used by the catalog's CHECK).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn name_is_valid(name: &str) -> bool {
+    validate::check_name(name).is_ok()
+}
+
+/// Index keys of `search_tenants` (see `validate::search_grams`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn search_grams(identifier: &str, name: &str) -> Vec<String> {
+    validate::search_grams(identifier, name)
+}
+
+/// The keys a search query must find (see `validate::query_grams`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn search_query_grams(query: &str) -> Vec<String> {
+    validate::query_grams(query)
+}
+
+/// Case folding used by `search_tenants`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn search_fold(value: &str) -> String {
+    validate::search_fold(value)
+}
+
+/// A new time-ordered (version 7) uuid: tenant ids sort by creation, which
+/// keeps the primary key's inserts at the right edge of the index.
+#[pg_extern(volatile, parallel_safe)]
+fn uuid_generate_v7() -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*uuid::Uuid::now_v7().as_bytes())
+}
+
+extension_sql_file!(
+    "../sql/catalog.sql",
+    name = "catalog",
+    requires = [tenant_status, isolation, identifier_is_valid, name_is_valid, search_grams, uuid_generate_v7]
+);

@@ -1,0 +1,183 @@
+//! The tenant context (SPEC §4 "Context"): `set_tenant`, `clear_tenant`,
+//! `current_tenant_id`, `current_tenant`.
+//!
+//! The context *is* the `tenancy.tenant_id` GUC, nothing else: ROLLBACK, the
+//! end of a SET LOCAL's transaction, RESET and DISCARD ALL undo it as for any
+//! setting, so a pooled connection never carries a tenant it was not given.
+//! Every read of it re-checks the tenant (exists, active, the role may act
+//! for it), so a value set by hand never widens access.
+//!
+//! These functions are executable by PUBLIC and run as the caller, so they
+//! can change the caller's settings; they read the catalog through
+//! `access::as_owner`.
+
+use std::cell::RefCell;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::access;
+use crate::db::{self, Mode};
+use crate::errors;
+use crate::settings;
+use crate::tenants::{self, Tenant};
+use crate::validate;
+
+/// What one statement learned about the context, so that a policy or a query
+/// calling `current_tenant_id()` once per row checks the catalog once.  Keyed
+/// by everything the answer depends on; cleared at every transaction end.
+#[derive(Clone, PartialEq)]
+struct MemoKey {
+    guc: String,
+    role: pg_sys::Oid,
+    statement_start: i64,
+    command: u32,
+}
+
+thread_local! {
+    static MEMO: RefCell<Option<(MemoKey, pgrx::Uuid)>> = const { RefCell::new(None) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_memo(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    MEMO.with(|m| m.borrow_mut().take());
+}
+
+pub fn init() {
+    unsafe { pg_sys::RegisterXactCallback(Some(forget_memo), std::ptr::null_mut()) };
+}
+
+/// Parses a uuid in the GUC; a malformed value is refused with 22023 (the
+/// check hook refuses it when set, but a value may predate the library load).
+fn parse_guc(text: &str) -> pgrx::Uuid {
+    match validate::parse_pg_uuid(text) {
+        Some(bytes) => pgrx::Uuid::from_bytes(bytes),
+        None => errors::invalid(format!("invalid value for parameter \"tenancy.tenant_id\": \"{text}\""))
+            .hint("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.")
+            .raise(),
+    }
+}
+
+/// Raises unless `t` may be the context of `role`: 55000 when not active,
+/// 42501 when the role may not act for it.  Runs inside `as_owner`.
+fn check_usable(t: &Tenant, role: pg_sys::Oid) {
+    if t.status != "active" {
+        errors::wrong_state(format!("tenant \"{}\" is {}, not active", t.identifier, t.status))
+            .hint("Only an active tenant can be set as the context.")
+            .raise();
+    }
+    access::check_may_act(role, t);
+}
+
+/// The checked tenant of the current context, or None when none is set.
+fn context_tenant(role: pg_sys::Oid) -> Option<Tenant> {
+    let text = settings::tenant_id_text();
+    if text.is_empty() {
+        return None;
+    }
+    let id = parse_guc(&text);
+    access::as_owner(|| {
+        let t = tenants::find_by_id(id, Mode::Read).unwrap_or_else(|| {
+            errors::tenant_not_found(id).hint("tenancy.tenant_id names a tenant that does not exist.").raise()
+        });
+        check_usable(&t, role);
+        Some(t)
+    })
+}
+
+/// The current tenant's id, or NULL when no tenant is set.  Raises as
+/// `set_tenant` would for a tenant that is unknown, not active, or that the
+/// current role may not act for.  STABLE: a policy written as
+/// `(SELECT tenancy.current_tenant_id())` evaluates it once per statement.
+#[pg_extern(stable, parallel_safe, requires = ["isolation_catalog"])]
+fn current_tenant_id() -> Option<pgrx::Uuid> {
+    let text = settings::tenant_id_text();
+    if text.is_empty() {
+        return None;
+    }
+    let key = unsafe {
+        MemoKey {
+            guc: text,
+            role: access::current_role(),
+            statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
+            command: pg_sys::GetCurrentCommandId(false),
+        }
+    };
+    if let Some(id) = MEMO.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, id)| *id)) {
+        return Some(id);
+    }
+    let id = context_tenant(key.role).map(|t| t.id)?;
+    MEMO.with(|m| *m.borrow_mut() = Some((key, id)));
+    Some(id)
+}
+
+/// The current tenant's row, or NULL when no tenant is set.
+#[pg_extern(stable, requires = ["isolation_catalog"])]
+fn current_tenant() -> Option<pgrx::composite_type!('static, "tenants")> {
+    context_tenant(access::current_role()).map(|t| t.row)
+}
+
+/// The elements of a search_path setting, unquoted.
+fn split_path(path: &str) -> Vec<String> {
+    validate::split_search_path(path)
+}
+
+fn join_path(items: &[String]) -> String {
+    items.iter().map(|s| pgrx::spi::quote_identifier(s)).collect::<Vec<_>>().join(", ")
+}
+
+/// The search_path with every tenant schema taken out (so switching tenants,
+/// or clearing, never leaves another tenant's schema on the path).
+fn path_without_tenant_schemas() -> (Vec<String>, bool) {
+    let items = split_path(&settings::get(c"search_path"));
+    let tenant_schemas: Vec<String> = access::as_owner(|| {
+        db::query(
+            "SELECT t.schema_name::text FROM tenancy.tenants t WHERE t.schema_name::text OPERATOR(pg_catalog.=) ANY ($1::text[])",
+            Mode::Read,
+            &[items.clone().into()],
+            |r| r.must::<String>(1),
+        )
+    });
+    let kept: Vec<String> = items.iter().filter(|s| !tenant_schemas.contains(s)).cloned().collect();
+    let changed = kept.len() != items.len();
+    (kept, changed)
+}
+
+/// Make `tenant` (an identifier or a uuid) the session's tenant, or the
+/// transaction's with `is_local` (the form to use under transaction pooling).
+/// A schema tenant's schema goes first on search_path.
+#[pg_extern(volatile, requires = ["isolation_catalog"])]
+fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::composite_type!('static, "tenants") {
+    let tenant = errors::required(tenant, "tenant");
+    let is_local = errors::required(is_local, "is_local");
+    let role = access::current_role();
+    let t = access::as_owner(|| {
+        let found = match validate::parse_pg_uuid(tenant) {
+            Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Read),
+            None => tenants::find_by_identifier(tenant, Mode::Read),
+        };
+        let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{tenant}\"")).raise());
+        check_usable(&t, role);
+        t
+    });
+    settings::set(settings::TENANT_ID_GUC, &t.id.to_string(), is_local);
+    let (mut path, changed) = path_without_tenant_schemas();
+    if let Some(schema) = &t.schema_name {
+        path.insert(0, schema.clone());
+        settings::set(c"search_path", &join_path(&path), is_local);
+    } else if changed {
+        settings::set(c"search_path", &join_path(&path), is_local);
+    }
+    t.row
+}
+
+/// Clear the tenant context (and take any tenant schema off search_path).
+#[pg_extern(volatile, requires = ["isolation_catalog"])]
+fn clear_tenant(is_local: default!(Option<bool>, false)) {
+    let is_local = errors::required(is_local, "is_local");
+    settings::set(settings::TENANT_ID_GUC, "", is_local);
+    let (path, changed) = path_without_tenant_schemas();
+    if changed {
+        settings::set(c"search_path", &join_path(&path), is_local);
+    }
+}

@@ -1,0 +1,158 @@
+//! The one way tenancy runs SQL: statements written out in full (schema
+//! qualified, values as parameters), planned once per backend and kept in
+//! PostgreSQL's plan cache, which replans them when the catalog changes.
+//!
+//! pgrx's `SpiClient` decides read-only mode from whether the transaction has
+//! written; `current_tenant_id()` is PARALLEL SAFE and may run in a parallel
+//! worker, where a non-read-only SPI call fails, so the mode is ours to choose.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use pgrx::datum::DatumWithOid;
+use pgrx::memcxt::PgMemoryContexts;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::errors;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sees the calling statement's snapshot; allowed in STABLE and parallel code.
+    Read,
+    /// May write; sees the transaction's own earlier changes.
+    Write,
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<&'static str, pg_sys::SPIPlanPtr>> = RefCell::new(HashMap::new());
+}
+
+/// One result row; valid only inside the closure given to [`query`].
+pub struct Row {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    outer: pg_sys::MemoryContext,
+}
+
+impl Row {
+    /// Column `n` (1-based), copied into the calling function's memory context.
+    pub fn get<T: FromDatum + IntoDatum>(&self, n: i32) -> Option<T> {
+        unsafe {
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
+            let oid = pg_sys::SPI_gettypeid(self.desc, n);
+            T::from_datum_in_memory_context(PgMemoryContexts::For(self.outer), datum, is_null, oid)
+        }
+    }
+
+    /// Column `n`, which the statement guarantees is not NULL.
+    pub fn must<T: FromDatum + IntoDatum>(&self, n: i32) -> T {
+        match self.get(n) {
+            Some(v) => v,
+            None => errors::internal(format!("column {n} was unexpectedly NULL")),
+        }
+    }
+}
+
+fn prepare(sql: &str, args: &[DatumWithOid]) -> pg_sys::SPIPlanPtr {
+    let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let plan = unsafe { pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+    if plan.is_null() {
+        errors::internal(format!("SPI_prepare failed ({}) for: {sql}", unsafe { pg_sys::SPI_result }));
+    }
+    plan
+}
+
+/// The kept plan of a fixed statement, prepared on first use in this backend.
+fn plan_for(sql: &'static str, args: &[DatumWithOid]) -> pg_sys::SPIPlanPtr {
+    if let Some(p) = PLANS.with(|p| p.borrow().get(sql).copied()) {
+        return p;
+    }
+    let plan = prepare(sql, args);
+    unsafe { pg_sys::SPI_keepplan(plan) };
+    PLANS.with(|p| p.borrow_mut().insert(sql, plan));
+    plan
+}
+
+/// Runs `sql` with `args` and maps every row through `each`.
+pub fn query<R>(sql: &'static str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Vec<R> {
+    run(Some(sql), sql, mode, args, each)
+}
+
+/// Like [`query`] for SQL text built at run time (with quoted identifiers):
+/// planned for this call only.
+pub fn query_text<R>(sql: &str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Vec<R> {
+    run(None, sql, mode, args, each)
+}
+
+fn run<R>(
+    cached: Option<&'static str>,
+    sql: &str,
+    mode: Mode,
+    args: &[DatumWithOid],
+    mut each: impl FnMut(&Row) -> R,
+) -> Vec<R> {
+    let outer = unsafe { pg_sys::CurrentMemoryContext };
+    Spi::connect(|_client| unsafe {
+        let plan = match cached {
+            Some(key) => plan_for(key, args),
+            None => prepare(sql, args),
+        };
+        let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
+        let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());
+        for a in args {
+            match a.datum() {
+                Some(d) => {
+                    values.push(d.sans_lifetime());
+                    nulls.push(b' ' as std::ffi::c_char);
+                }
+                None => {
+                    values.push(pg_sys::Datum::from(0usize));
+                    nulls.push(b'n' as std::ffi::c_char);
+                }
+            }
+        }
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), mode == Mode::Read, 0);
+        if rc < 0 {
+            errors::internal(format!("SPI_execute_plan failed ({rc}) for: {sql}"));
+        }
+        let table = pg_sys::SPI_tuptable;
+        let rows = if table.is_null() {
+            Vec::new()
+        } else {
+            let n = pg_sys::SPI_processed as usize;
+            let desc = (*table).tupdesc;
+            (0..n).map(|i| each(&Row { tuple: *(*table).vals.add(i), desc, outer })).collect()
+        };
+        if cached.is_none() {
+            pg_sys::SPI_freeplan(plan);
+        }
+        rows
+    })
+}
+
+/// Runs `sql` and returns its first row mapped through `each`, if any.
+pub fn query_one<R>(sql: &'static str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Option<R> {
+    query(sql, mode, args, each).into_iter().next()
+}
+
+/// Runs a statement whose rows are not needed.
+pub fn execute(sql: &'static str, args: &[DatumWithOid]) {
+    query(sql, Mode::Write, args, |_| ());
+}
+
+/// Runs SQL text that is not known in advance (DDL built with quoted
+/// identifiers, migration scripts).  Never cached, never given user values
+/// other than through quoting.
+pub fn execute_dynamic(sql: &str) {
+    let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
+    Spi::connect(|_client| unsafe {
+        let rc = pg_sys::SPI_execute(text.as_ptr(), false, 0);
+        if rc < 0 {
+            errors::internal(format!("SPI_execute failed ({rc})"));
+        }
+    })
+}

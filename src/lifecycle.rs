@@ -1,0 +1,458 @@
+//! Changing tenants (SPEC §2): create, update, status, metadata, delete.
+//!
+//! Every function validates all of its input before it writes anything,
+//! makes its change, then records the audit row and the notification in the
+//! same transaction.  An error anywhere aborts the statement, so a failing
+//! call leaves no trace.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+
+use crate::audit::{self, change, Event};
+use crate::catalog::{isolation, tenant_status};
+use crate::db::{self, Mode};
+use crate::errors::{self, required};
+use crate::provision;
+use crate::settings;
+use crate::tenant_cols;
+use crate::tenants::{self, Tenant};
+use crate::validate;
+
+const IDENTIFIER_HINT: &str =
+    "An identifier is 3 to 63 characters: lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen.";
+
+pub fn check_identifier(identifier: &str) {
+    if let Err(why) = validate::check_identifier(identifier) {
+        errors::invalid(format!("invalid tenant identifier \"{identifier}\": {why}")).hint(IDENTIFIER_HINT).raise();
+    }
+}
+
+fn check_name(name: &str) {
+    if let Err(why) = validate::check_name(name) {
+        let shown: String = name.chars().take(64).collect::<String>().escape_debug().to_string();
+        errors::invalid(format!("invalid tenant name \"{shown}\": {why}")).raise();
+    }
+}
+
+fn check_object(value: &Value, arg: &str) -> Map<String, Value> {
+    match value {
+        Value::Object(m) => m.clone(),
+        other => {
+            let kind = match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+            };
+            errors::invalid(format!("\"{arg}\" must be a JSON object, got {kind}"))
+                .hint("Pass a jsonb object such as '{\"plan\": \"pro\"}'.")
+                .raise()
+        }
+    }
+}
+
+/// The isolation a new tenant gets: the argument, else `tenancy.default_isolation`;
+/// under `hybrid`, schema for a tier listed in `tenancy.premium_tiers`, else rls.
+fn resolve_isolation(arg: Option<isolation>, metadata: &Map<String, Value>) -> isolation {
+    if let Some(i) = arg {
+        return i;
+    }
+    match settings::default_isolation().as_str() {
+        "schema" => isolation::schema,
+        "database" => isolation::database,
+        "hybrid" => {
+            let tier = metadata.get("tier").and_then(Value::as_str);
+            if tier.is_some_and(|t| settings::premium_tiers().iter().any(|p| p == t)) {
+                isolation::schema
+            } else {
+                isolation::rls
+            }
+        }
+        _ => isolation::rls,
+    }
+}
+
+fn object_name(prefix: &str, identifier: &str, what: &str) -> String {
+    validate::tenant_object_name(prefix, identifier).unwrap_or_else(|| {
+        errors::invalid(format!(
+            "tenant identifier \"{identifier}\" is too long for a {what} name: \"{prefix}\" plus the identifier exceeds 63 bytes"
+        ))
+        .hint("Choose a shorter identifier or a shorter tenancy.schema_prefix.")
+        .raise()
+    })
+}
+
+/// Create a tenant: validate, insert, provision its schema or database,
+/// audit and notify, all or nothing in the caller's transaction.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(
+    identifier: Option<&str>,
+    name: Option<&str>,
+    metadata: default!(Option<JsonB>, "'{}'"),
+    isolation: default!(Option<isolation>, "NULL"),
+    id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> pgrx::composite_type!('static, "tenants") {
+    let identifier = required(identifier, "identifier");
+    let name = required(name, "name");
+    let metadata = required(metadata, "metadata").0;
+    check_identifier(identifier);
+    check_name(name);
+    let meta = check_object(&metadata, "metadata");
+    let iso = resolve_isolation(isolation, &meta);
+    let (schema_name, database_name) = match iso {
+        isolation::schema => (Some(object_name(&settings::schema_prefix(), identifier, "schema")), None),
+        isolation::database => (None, Some(object_name("tenant_", identifier, "database"))),
+        isolation::rls => (None, None),
+    };
+    provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
+
+    let inserted = db::query_one(
+        concat!(
+            "INSERT INTO tenancy.tenants AS t (id, identifier, name, isolation, schema_name, database_name, metadata)
+             VALUES (COALESCE($1, tenancy.uuid_generate_v7()), $2, $3, $4::tenancy.isolation, $5, $6, $7)
+             ON CONFLICT DO NOTHING
+             RETURNING ", tenant_cols!()
+        ),
+        Mode::Write,
+        &[
+            id.into(),
+            identifier.into(),
+            name.into(),
+            iso.as_str().into(),
+            schema_name.clone().into(),
+            database_name.clone().into(),
+            JsonB(metadata.clone()).into(),
+        ],
+        Tenant::from_row,
+    );
+    let tenant = inserted.unwrap_or_else(|| raise_conflict(id, identifier, schema_name.as_deref(), database_name.as_deref()));
+
+    let mut events = vec![Event::new(
+        tenant.id,
+        identifier,
+        "create",
+        json!({"identifier": identifier, "name": name, "isolation": iso.as_str(),
+               "status": tenant.status, "metadata": metadata,
+               "schema_name": schema_name, "database_name": database_name}),
+    )];
+    if let Some(details) = provision::provision(&tenant) {
+        events.push(Event::new(tenant.id, identifier, "provision", details));
+    }
+    audit::record(events);
+    tenant.row
+}
+
+/// The insert hit a unique index: say which value is taken.
+fn raise_conflict(id: Option<pgrx::Uuid>, identifier: &str, schema: Option<&str>, database: Option<&str>) -> ! {
+    let clash = db::query_one(
+        "SELECT t.id OPERATOR(pg_catalog.=) $1, t.identifier OPERATOR(pg_catalog.=) $2,
+                t.schema_name::text OPERATOR(pg_catalog.=) $3, t.database_name::text OPERATOR(pg_catalog.=) $4
+           FROM tenancy.tenants t
+          WHERE t.id OPERATOR(pg_catalog.=) $1 OR t.identifier OPERATOR(pg_catalog.=) $2
+             OR t.schema_name::text OPERATOR(pg_catalog.=) $3 OR t.database_name::text OPERATOR(pg_catalog.=) $4
+          LIMIT 1",
+        Mode::Write,
+        &[id.into(), identifier.into(), schema.into(), database.into()],
+        |r| (r.get::<bool>(1) == Some(true), r.get::<bool>(2) == Some(true), r.get::<bool>(3) == Some(true)),
+    );
+    let err = match clash {
+        Some((_, true, _)) => errors::duplicate(format!("tenant identifier \"{identifier}\" already exists")),
+        Some((true, _, _)) => errors::duplicate(format!("tenant id {} already exists", id.map(|u| u.to_string()).unwrap_or_default())),
+        Some((_, _, true)) => errors::duplicate(format!("schema name \"{}\" is already used by another tenant", schema.unwrap_or(""))),
+        Some(_) => errors::duplicate(format!("database name \"{}\" is already used by another tenant", database.unwrap_or(""))),
+        None => errors::duplicate(format!("tenant \"{identifier}\" conflicts with a concurrent change")),
+    };
+    err.hint("Identifiers, ids, schema and database names are unique across all tenants, deleted ones included.").raise()
+}
+
+/// Replace the given fields; NULL leaves a field as it is.  Metadata is
+/// replaced, not merged.  A rename keeps the tenant's schema name.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn update_tenant(
+    id: Option<pgrx::Uuid>,
+    identifier: default!(Option<&str>, "NULL"),
+    name: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+) -> pgrx::composite_type!('static, "tenants") {
+    let id = required(id, "id");
+    if let Some(i) = identifier {
+        check_identifier(i);
+    }
+    if let Some(n) = name {
+        check_name(n);
+    }
+    if let Some(m) = &metadata {
+        check_object(&m.0, "metadata");
+    }
+    let old = tenants::lock(id);
+    let current = db::query_one(
+        "SELECT t.name, t.metadata FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[id.into()],
+        |r| (r.must::<String>(1), r.must::<JsonB>(2).0),
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+
+    let mut details = Map::new();
+    if let Some(i) = identifier.filter(|i| *i != old.identifier) {
+        if tenants::find_by_identifier(i, Mode::Write).is_some() {
+            errors::duplicate(format!("tenant identifier \"{i}\" already exists")).raise();
+        }
+        details.insert("identifier".into(), change(old.identifier.as_str(), i));
+    }
+    if let Some(n) = name.filter(|n| *n != current.0) {
+        details.insert("name".into(), change(current.0.as_str(), n));
+    }
+    if let Some(m) = metadata.as_ref().filter(|m| m.0 != current.1) {
+        details.insert("metadata".into(), change(current.1.clone(), m.0.clone()));
+    }
+    if details.is_empty() {
+        return old.row;
+    }
+    let updated = db::query_one(
+        concat!(
+            "UPDATE tenancy.tenants AS t
+                SET identifier = COALESCE($2, t.identifier),
+                    name = COALESCE($3, t.name),
+                    metadata = COALESCE($4, t.metadata),
+                    updated_at = GREATEST(pg_catalog.now(), t.created_at)
+              WHERE t.id OPERATOR(pg_catalog.=) $1
+          RETURNING ", tenant_cols!()
+        ),
+        Mode::Write,
+        &[id.into(), identifier.into(), name.into(), metadata.into()],
+        Tenant::from_row,
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    audit::record_one(Event::new(id, &updated.identifier, "update", Value::Object(details)));
+    updated.row
+}
+
+fn illegal_transition(t: &Tenant, to: &str) -> ! {
+    let hint = match (t.status.as_str(), to) {
+        ("deleted", _) => "A deleted tenant stays deleted.",
+        ("provisioning", _) => "A provisioning tenant can only become active.",
+        (_, "provisioning") => "No tenant goes back to provisioning.",
+        _ => "Allowed: provisioning to active, active to and from suspended, active or suspended to deleted.",
+    };
+    errors::wrong_state(format!(
+        "tenant \"{}\" cannot go from {} to {}",
+        t.identifier, t.status, to
+    ))
+    .hint(hint)
+    .raise()
+}
+
+/// Moves one locked tenant to `status`; None when it already had it.
+fn change_status(t: &Tenant, status: &str) -> Option<Tenant> {
+    if t.status == status {
+        return None;
+    }
+    if !validate::transition_allowed(&t.status, status) {
+        illegal_transition(t, status);
+    }
+    let updated = db::query_one(
+        concat!(
+            "UPDATE tenancy.tenants AS t
+                SET status = $2::tenancy.tenant_status,
+                    updated_at = GREATEST(pg_catalog.now(), t.created_at)
+              WHERE t.id OPERATOR(pg_catalog.=) $1
+          RETURNING ", tenant_cols!()
+        ),
+        Mode::Write,
+        &[t.id.into(), status.into()],
+        Tenant::from_row,
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(t.id).raise());
+    Some(updated)
+}
+
+pub fn set_status_of(id: pgrx::Uuid, status: &str) -> Tenant {
+    let old = tenants::lock(id);
+    match change_status(&old, status) {
+        None => old,
+        Some(t) => {
+            audit::record_one(Event::new(t.id, &t.identifier, "status", json!({"status": change(old.status, status)})));
+            t
+        }
+    }
+}
+
+/// Change a tenant's status, following the transition rules (else 55000).
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn set_status(id: Option<pgrx::Uuid>, status: Option<tenant_status>) -> pgrx::composite_type!('static, "tenants") {
+    let id = required(id, "id");
+    let status = required(status, "status");
+    set_status_of(id, status.as_str()).row
+}
+
+/// Shorthand for `set_status(id, 'suspended')`.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn suspend_tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
+    set_status_of(required(id, "id"), "suspended").row
+}
+
+/// Shorthand for `set_status(id, 'active')`.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn activate_tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
+    set_status_of(required(id, "id"), "active").row
+}
+
+/// Set the status of many tenants: every transition is checked first, and if
+/// any is illegal nothing changes.  Unknown ids are skipped; rows come back
+/// in the order of `ids`.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn bulk_set_status(
+    ids: Option<Vec<Option<pgrx::Uuid>>>,
+    status: Option<tenant_status>,
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+    let ids = required(ids, "ids");
+    let status = required(status, "status").as_str();
+    // Lock in id order so concurrent bulk calls cannot deadlock each other.
+    let locked = db::query(
+        concat!(
+            "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+              WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[])
+              ORDER BY t.id FOR UPDATE"
+        ),
+        Mode::Write,
+        &[ids.clone().into()],
+        Tenant::from_row,
+    );
+    if let Some(bad) = locked.iter().find(|t| !validate::transition_allowed(&t.status, status)) {
+        illegal_transition(bad, status);
+    }
+    let changing: Vec<&Tenant> = locked.iter().filter(|t| t.status != status).collect();
+    if !changing.is_empty() {
+        let changing_ids: Vec<pgrx::Uuid> = changing.iter().map(|t| t.id).collect();
+        db::execute(
+            "UPDATE tenancy.tenants AS t
+                SET status = $2::tenancy.tenant_status,
+                    updated_at = GREATEST(pg_catalog.now(), t.created_at)
+              WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[])",
+            &[changing_ids.into(), status.into()],
+        );
+        audit::record(
+            changing
+                .iter()
+                .map(|t| Event::new(t.id, &t.identifier, "status", json!({"status": change(t.status.as_str(), status)})))
+                .collect(),
+        );
+    }
+    SetOfIterator::new(tenants::by_ids(ids, Mode::Write).into_iter().map(|t| t.row))
+}
+
+/// Shallow-merge `patch` into the tenant's metadata in one UPDATE
+/// (`metadata || patch`): concurrent merges never lose a key, and a key set
+/// to JSON null is kept as null.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composite_type!('static, "tenants") {
+    let id = required(id, "id");
+    let patch = required(patch, "patch").0;
+    check_object(&patch, "patch");
+    // The row lock taken by `o` makes `o.metadata` the version this UPDATE
+    // replaces (for the audit row); the merge itself reads t.metadata, which
+    // PostgreSQL re-reads if a concurrent merge committed first.
+    let (t, old) = db::query_one(
+        concat!(
+            "WITH o AS (SELECT t.id, t.metadata FROM tenancy.tenants t
+                         WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE)
+             UPDATE tenancy.tenants AS t
+                SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
+                    updated_at = GREATEST(pg_catalog.now(), t.created_at)
+               FROM o
+              WHERE t.id OPERATOR(pg_catalog.=) o.id
+          RETURNING ", tenant_cols!(), ", o.metadata"
+        ),
+        Mode::Write,
+        &[id.into(), JsonB(patch.clone()).into()],
+        |r| (Tenant::from_row(r), r.must::<JsonB>(8).0),
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    let old_values: Map<String, Value> = match (&patch, &old) {
+        (Value::Object(p), Value::Object(o)) => p.keys().filter_map(|k| o.get(k).map(|v| (k.clone(), v.clone()))).collect(),
+        _ => Map::new(),
+    };
+    audit::record_one(Event::new(t.id, &t.identifier, "metadata", json!({"merge": patch, "old": old_values})));
+    t.row
+}
+
+/// Remove keys from the tenant's metadata in one UPDATE.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn remove_metadata_keys(
+    id: Option<pgrx::Uuid>,
+    keys: Option<Vec<Option<String>>>,
+) -> pgrx::composite_type!('static, "tenants") {
+    let id = required(id, "id");
+    let keys: Vec<String> = required(keys, "keys").into_iter().flatten().collect();
+    let (t, removed) = db::query_one(
+        concat!(
+            "WITH o AS (SELECT t.id, t.metadata FROM tenancy.tenants t
+                         WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE)
+             UPDATE tenancy.tenants AS t
+                SET metadata = t.metadata OPERATOR(pg_catalog.-) $2::text[],
+                    updated_at = CASE WHEN t.metadata OPERATOR(pg_catalog.?|) $2::text[]
+                                      THEN GREATEST(pg_catalog.now(), t.created_at)
+                                      ELSE t.updated_at END
+               FROM o
+              WHERE t.id OPERATOR(pg_catalog.=) o.id
+          RETURNING ", tenant_cols!(), ",
+                    (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
+                       FROM pg_catalog.jsonb_each(o.metadata) AS k
+                      WHERE k.key OPERATOR(pg_catalog.=) ANY ($2::text[]))"
+        ),
+        Mode::Write,
+        &[id.into(), keys.clone().into()],
+        |r| (Tenant::from_row(r), r.get::<JsonB>(8).map(|j| j.0)),
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    if let Some(removed) = removed {
+        audit::record_one(Event::new(t.id, &t.identifier, "metadata", json!({"remove": keys, "old": removed})));
+    }
+    t.row
+}
+
+/// Delete a tenant: mark it deleted when `tenancy.soft_delete` is on (the
+/// default), else remove its row.  `destroy_data` also drops its schema,
+/// deletes its rows from every RLS table, or drops its database.
+#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, false)) {
+    let id = required(id, "id");
+    let destroy_data = required(destroy_data, "destroy_data");
+    let t = tenants::lock(id);
+    let mut events = Vec::new();
+    if settings::soft_delete() {
+        let old_status = t.status.clone();
+        if old_status != "deleted" && !validate::transition_allowed(&old_status, "deleted") {
+            illegal_transition(&t, "deleted");
+        }
+        if old_status != "deleted" {
+            change_status(&t, "deleted");
+            events.push(Event::new(id, &t.identifier, "delete", json!({"soft": true, "status": change(old_status, "deleted")})));
+        }
+    } else {
+        let row = db::query_one(
+            "DELETE FROM tenancy.tenants AS t WHERE t.id OPERATOR(pg_catalog.=) $1 RETURNING pg_catalog.to_jsonb(t)",
+            Mode::Write,
+            &[id.into()],
+            |r| r.must::<JsonB>(1).0,
+        );
+        events.push(Event::new(id, &t.identifier, "delete", json!({"soft": false, "tenant": row})));
+    }
+    if destroy_data {
+        events.push(Event::new(id, &t.identifier, "destroy", provision::destroy(&t)));
+    }
+    audit::record(events);
+}

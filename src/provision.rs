@@ -1,0 +1,141 @@
+//! Where a tenant's data lives: creating and destroying a schema tenant's
+//! schema or a database tenant's database (SPEC §4).  RLS tenants need
+//! nothing created; their rows are destroyed table by table.
+
+use serde_json::{json, Value};
+
+use crate::access;
+use crate::catalog::isolation;
+use crate::db::{self, Mode};
+use crate::errors;
+use crate::migrations;
+use crate::rls;
+use crate::tenants::Tenant;
+
+fn quote(ident: &str) -> String {
+    pgrx::spi::quote_identifier(ident)
+}
+
+/// Refuses, before anything is written, a tenant whose schema or database
+/// name is taken or whose isolation this server cannot provide.
+pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&str>) {
+    match iso {
+        isolation::rls => {}
+        isolation::schema => {
+            let schema = schema.unwrap_or_default();
+            if schema_exists(schema) {
+                errors::duplicate(format!("schema \"{schema}\" already exists"))
+                    .hint("Another tenant or object already uses this schema name; choose another identifier or tenancy.schema_prefix.")
+                    .raise();
+            }
+        }
+        isolation::database => {
+            let database = database.unwrap_or_default();
+            if dblink_schema().is_none() {
+                errors::unsupported("database isolation needs the dblink extension, which is not installed in this database")
+                    .detail(format!(
+                        "To create this tenant's database by hand, run as a superuser: CREATE DATABASE {};",
+                        quote(database)
+                    ))
+                    .hint("CREATE EXTENSION dblink; then call create_tenant again.")
+                    .raise();
+            }
+            if database_exists(database) {
+                errors::duplicate(format!("database \"{database}\" already exists"))
+                    .hint("Drop the stale database or choose another identifier.")
+                    .raise();
+            }
+        }
+    }
+}
+
+fn schema_exists(schema: &str) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
+        Mode::Write,
+        &[schema.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+fn database_exists(database: &str) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1)",
+        Mode::Write,
+        &[database.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+/// The schema dblink is installed in, if it is.
+fn dblink_schema() -> Option<String> {
+    db::query_one(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+          WHERE e.extname OPERATOR(pg_catalog.=) 'dblink'",
+        Mode::Write,
+        &[],
+        |r| r.must::<String>(1),
+    )
+}
+
+/// Runs one statement on a new loopback connection to this server: CREATE
+/// and DROP DATABASE cannot run inside the caller's transaction.
+fn on_loopback(statement: &str) {
+    let Some(schema) = dblink_schema() else {
+        errors::unsupported("database isolation needs the dblink extension, which is not installed")
+            .detail(format!("Run by hand as a superuser: {statement};"))
+            .raise();
+    };
+    let sql = format!(
+        "SELECT {}.dblink_exec(
+             pg_catalog.format('dbname=%s user=%s port=%s host=%s',
+                 pg_catalog.quote_literal(pg_catalog.current_database()),
+                 pg_catalog.quote_literal(current_user),
+                 pg_catalog.current_setting('port'),
+                 pg_catalog.quote_literal(COALESCE(NULLIF(pg_catalog.split_part(pg_catalog.current_setting('unix_socket_directories'), ',', 1), ''), 'localhost'))),
+             $1)",
+        quote(&schema)
+    );
+    db::query_text(&sql, Mode::Write, &[statement.into()], |_| ());
+}
+
+/// Creates what a new tenant needs; returns the audit details of the
+/// `provision` event, or None when there was nothing to create.
+pub fn provision(t: &Tenant) -> Option<Value> {
+    if let Some(schema) = &t.schema_name {
+        db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
+        // Roles granted all tenants get the schema before its tables exist,
+        // so default privileges cover what the migrations create.
+        for role in access::grantees_of(t.id) {
+            access::grant_schema(schema, &role);
+        }
+        let applied = migrations::apply_all(t, schema);
+        return Some(json!({"schema_name": schema, "migrations": applied}));
+    }
+    if let Some(database) = &t.database_name {
+        on_loopback(&format!("CREATE DATABASE {}", quote(database)));
+        return Some(json!({"database_name": database}));
+    }
+    None
+}
+
+/// Drops the tenant's schema or database, or deletes its rows from every
+/// table in `tenancy.rls_tables`; returns the audit details of `destroy`.
+pub fn destroy(t: &Tenant) -> Value {
+    match t.isolation.as_str() {
+        "schema" => {
+            let schema = t.schema_name.clone().unwrap_or_default();
+            db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)));
+            json!({"schema_name": schema})
+        }
+        "database" => {
+            let database = t.database_name.clone().unwrap_or_default();
+            on_loopback(&format!("DROP DATABASE IF EXISTS {}", quote(&database)));
+            json!({"database_name": database})
+        }
+        _ => json!({"rows_deleted": rls::delete_tenant_rows(t.id)}),
+    }
+}

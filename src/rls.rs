@@ -1,0 +1,161 @@
+//! Row-level security isolation (SPEC §4 "RLS"): shared tables with a tenant
+//! column, filtered by one policy on `(SELECT tenancy.current_tenant_id())`.
+//!
+//! `enable_rls` and `disable_rls` run as the caller, so only a table's owner
+//! (or a superuser) can change its security; the registry row is written with
+//! the extension owner's rights.
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+use crate::access;
+use crate::db::{self, Mode};
+use crate::errors::{self, required, TenancyError};
+use crate::sqltypes::{Name, RegClass};
+
+/// The policy every isolated table gets.
+pub const POLICY: &str = "tenancy_isolation";
+
+struct Table {
+    qualified: String,
+    kind: String,
+}
+
+fn describe(tbl: RegClass) -> Table {
+    db::query_one(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[tbl.0.into()],
+        |r| Table { qualified: r.must(1), kind: r.must(2) },
+    )
+    .unwrap_or_else(|| errors::invalid(format!("relation with OID {} does not exist", tbl.0.to_u32())).raise())
+}
+
+fn quote(ident: &str) -> String {
+    pgrx::spi::quote_identifier(ident)
+}
+
+/// Isolate `tbl` by tenant: check the column is uuid, default it to the
+/// current tenant, ENABLE and FORCE row level security, create the policy,
+/// make sure an index leads with the column, and record the table.
+/// Idempotent: calling it again leaves the same state.
+#[pg_extern(volatile, requires = ["isolation_catalog"])]
+fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'tenant_id'")) {
+    let tbl = required(tbl, "tbl");
+    let column = required(tenant_column, "tenant_column").0;
+    let table = describe(tbl);
+    if table.kind != "r" && table.kind != "p" {
+        TenancyError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{}\" is not a table", table.qualified)).raise();
+    }
+    let found = db::query_one(
+        "SELECT a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+           FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2
+            AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
+        Mode::Write,
+        &[tbl.0.into(), column.as_str().into()],
+        |r| (r.must::<i16>(1), r.must::<String>(2), r.must::<bool>(3)),
+    );
+    let Some((attnum, type_name, is_uuid)) = found else {
+        TenancyError::new(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{column}\" of relation \"{}\" does not exist", table.qualified),
+        )
+        .hint("Add a uuid column for the tenant, or name it with the tenant_column argument.")
+        .raise()
+    };
+    if !is_uuid {
+        TenancyError::new(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!("column \"{column}\" of relation \"{}\" is of type {type_name}, not uuid", table.qualified),
+        )
+        .hint("The tenant column holds tenancy.tenants.id values and must be of type uuid.")
+        .raise();
+    }
+
+    let (t, c, p) = (&table.qualified, quote(&column), quote(POLICY));
+    let check = format!("{c} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant_id())");
+    db::execute_dynamic(&format!(
+        "ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id();
+         ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE {t} FORCE ROW LEVEL SECURITY;
+         DROP POLICY IF EXISTS {p} ON {t};
+         CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check});"
+    ));
+    let indexed = db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i
+                         WHERE i.indrelid OPERATOR(pg_catalog.=) $1
+                           AND i.indkey[0] OPERATOR(pg_catalog.=) $2 AND i.indpred IS NULL)",
+        Mode::Write,
+        &[tbl.0.into(), attnum.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false);
+    if !indexed {
+        db::execute_dynamic(&format!("CREATE INDEX ON {t} ({c})"));
+    }
+    access::as_owner(|| {
+        db::execute(
+            "INSERT INTO tenancy.rls_tables (tbl, tenant_column, policy_name) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)
+             ON CONFLICT (tbl) DO UPDATE SET tenant_column = EXCLUDED.tenant_column, policy_name = EXCLUDED.policy_name",
+            &[tbl.0.into(), column.as_str().into(), POLICY.into()],
+        );
+    });
+}
+
+/// Undo `enable_rls`: drop the policy and the column default, turn row level
+/// security off and forget the table.  The index stays.  A table that is not
+/// isolated is left as it is.
+#[pg_extern(volatile, requires = ["isolation_catalog"])]
+fn disable_rls(tbl: Option<RegClass>) {
+    let tbl = required(tbl, "tbl");
+    let table = describe(tbl);
+    let column = access::as_owner(|| {
+        db::query_one(
+            "SELECT r.tenant_column::text FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            Mode::Read,
+            &[tbl.0.into()],
+            |r| r.must::<String>(1),
+        )
+    });
+    let Some(column) = column else { return };
+    let (t, c, p) = (&table.qualified, quote(&column), quote(POLICY));
+    db::execute_dynamic(&format!(
+        "DROP POLICY IF EXISTS {p} ON {t};
+         ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;
+         ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;
+         ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT;"
+    ));
+    access::as_owner(|| {
+        db::execute(
+            "DELETE FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            &[tbl.0.into()],
+        );
+    });
+}
+
+/// Deletes the tenant's rows from every isolated table; returns how many.
+/// Runs with the extension owner's rights (a superuser, whom RLS does not filter).
+pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
+    let tables = db::query(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text
+           FROM tenancy.rls_tables r
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          ORDER BY 1",
+        Mode::Write,
+        &[],
+        |r| (r.must::<String>(1), r.must::<String>(2)),
+    );
+    let mut total = 0i64;
+    for (table, column) in tables {
+        let sql = format!(
+            "WITH d AS (DELETE FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1 RETURNING 1) SELECT pg_catalog.count(*) FROM d",
+            quote(&column)
+        );
+        total += db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1)).into_iter().sum::<i64>();
+    }
+    total
+}

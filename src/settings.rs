@@ -1,0 +1,236 @@
+//! The extension's settings (SPEC §5), defined as real GUCs with check hooks,
+//! and the `tenancy` prefix reserved so no ad-hoc placeholder can live under it.
+//!
+//! The tenant context is *only* the `tenancy.tenant_id` GUC: PostgreSQL's own
+//! GUC machinery undoes it on ROLLBACK, at the end of a SET LOCAL's
+//! transaction, on RESET and on DISCARD ALL.  Nothing here caches it.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::validate;
+
+pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static SOFT_DELETE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static DEFAULT_ISOLATION: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"rls"));
+pub static PREMIUM_TIERS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"premium,enterprise"));
+pub static SCHEMA_PREFIX: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_"));
+
+pub const TENANT_ID_GUC: &CStr = c"tenancy.tenant_id";
+
+/// Isolation values accepted by `tenancy.default_isolation`.
+pub const DEFAULT_ISOLATION_VALUES: [&str; 4] = ["rls", "schema", "database", "hybrid"];
+
+fn guc_string(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The raw text of `tenancy.tenant_id` (empty when no tenant is set).
+pub fn tenant_id_text() -> String {
+    guc_string(&TENANT_ID)
+}
+
+pub fn soft_delete() -> bool {
+    SOFT_DELETE.get()
+}
+
+pub fn default_isolation() -> String {
+    guc_string(&DEFAULT_ISOLATION)
+}
+
+pub fn premium_tiers() -> Vec<String> {
+    validate::parse_tier_list(&guc_string(&PREMIUM_TIERS)).unwrap_or_default()
+}
+
+pub fn schema_prefix() -> String {
+    guc_string(&SCHEMA_PREFIX)
+}
+
+/// Sets a GUC exactly as `set_config(name, value, is_local)` would, at the
+/// caller's nesting level, so the usual transactional rules apply.
+pub fn set(name: &CStr, value: &str, is_local: bool) {
+    let value = CString::new(value).unwrap_or_default();
+    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}
+
+/// Sets a GUC for the current GUC nesting level only (what a function's SET
+/// clause does): `AtEOXact_GUC(true, level)` restores the previous value.
+pub fn set_saved(name: &CStr, value: &str) {
+    let value = CString::new(value).unwrap_or_default();
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}
+
+/// Reads any GUC's current value (e.g. `search_path`).
+pub fn get(name: &CStr) -> String {
+    unsafe {
+        let p = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+    }
+}
+
+/// Makes a failing check hook's message say why (the SQLSTATE is already
+/// 22023, invalid_parameter_value, PostgreSQL's default for check hooks).
+unsafe fn reject(detail: String) -> bool {
+    let c = CString::new(detail).unwrap_or_default();
+    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+    pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
+    false
+}
+
+/// Reads the proposed value of a string GUC in a check hook.
+unsafe fn proposed<'a>(newval: *mut *mut std::ffi::c_char) -> &'a str {
+    if newval.is_null() || (*newval).is_null() {
+        return "";
+    }
+    CStr::from_ptr(*newval).to_str().unwrap_or("\u{fffd}")
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_tenant_id(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let v = proposed(newval);
+    if v.is_empty() || validate::parse_pg_uuid(v).is_some() {
+        true
+    } else {
+        reject("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.".into())
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_default_isolation(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    if DEFAULT_ISOLATION_VALUES.contains(&proposed(newval)) {
+        true
+    } else {
+        reject("Valid values are rls, schema, database and hybrid.".into())
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_premium_tiers(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match validate::parse_tier_list(proposed(newval)) {
+        Ok(_) => true,
+        Err(why) => reject(format!("A comma-separated list of tiers is expected, but {why}.")),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_schema_prefix(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match validate::check_schema_prefix(proposed(newval)) {
+        Ok(()) => true,
+        Err(why) => reject(format!("The schema prefix is invalid: {why}.")),
+    }
+}
+
+pub fn init() {
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            TENANT_ID_GUC,
+            c"The current tenant's uuid; empty for no tenant.",
+            c"Set it with tenancy.set_tenant(), which checks the tenant; a value set by hand is checked when used.",
+            &TENANT_ID,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_tenant_id),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.default_isolation",
+            c"Isolation of new tenants when create_tenant is not given one: rls, schema, database or hybrid.",
+            c"Under hybrid, tenants whose metadata tier is in tenancy.premium_tiers get schema, the rest rls.",
+            &DEFAULT_ISOLATION,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_default_isolation),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.premium_tiers",
+            c"Comma-separated metadata tiers that get schema isolation under hybrid.",
+            c"",
+            &PREMIUM_TIERS,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_premium_tiers),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.schema_prefix",
+            c"Prefix of the schema of a schema tenant.",
+            c"Matches ^[a-z][a-z0-9_]*$, at most 20 bytes.  A tenant's schema name is fixed at creation.",
+            &SCHEMA_PREFIX,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_schema_prefix),
+            None,
+            None,
+        );
+    }
+    GucRegistry::define_bool_guc(
+        c"tenancy.soft_delete",
+        c"delete_tenant marks tenants deleted instead of removing their row.",
+        c"",
+        &SOFT_DELETE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    reserve_prefix();
+}
+
+/// No `tenancy.*` placeholder may exist besides the settings defined above: a
+/// typo such as `SET tenancy.tenantid = ...` is an error, not a silent no-op.
+#[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]
+fn reserve_prefix() {
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn reserve_prefix() {
+    unsafe { pg_sys::EmitWarningsOnPlaceholders(c"tenancy".as_ptr()) }
+}

@@ -1,0 +1,237 @@
+//! Reading the catalog: the lookups of SPEC §2, and the `Tenant` value the
+//! rest of the crate passes around.
+//!
+//! The API functions are SECURITY DEFINER with a pinned search_path: PUBLIC
+//! cannot read `tenancy.tenants`, and a role given EXECUTE on a function needs
+//! no privilege on the table behind it.
+
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::prelude::*;
+use pgrx::AllocatedByRust;
+
+use crate::catalog::tenant_status;
+use crate::db::{self, Mode};
+use crate::errors::{self, required};
+
+pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
+
+/// A catalog row plus the fields Rust code decides on.
+pub struct Tenant {
+    pub row: TenantRow,
+    pub id: pgrx::Uuid,
+    pub identifier: String,
+    pub status: String,
+    pub isolation: String,
+    pub schema_name: Option<String>,
+    pub database_name: Option<String>,
+}
+
+/// The select list every statement returning tenants uses; `Tenant::from_row`
+/// reads it back.  `t` is the alias of `tenancy.tenants`.
+#[macro_export]
+macro_rules! tenant_cols {
+    () => {
+        "t, t.id, t.identifier, t.status::text, t.isolation::text, t.schema_name::text, t.database_name::text"
+    };
+}
+
+impl Tenant {
+    pub fn from_row(r: &db::Row) -> Tenant {
+        Tenant {
+            row: r.must(1),
+            id: r.must(2),
+            identifier: r.must(3),
+            status: r.must(4),
+            isolation: r.must(5),
+            schema_name: r.get(6),
+            database_name: r.get(7),
+        }
+    }
+}
+
+pub fn find_by_id(id: pgrx::Uuid, mode: Mode) -> Option<Tenant> {
+    db::query_one(
+        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1"),
+        mode,
+        &[id.into()],
+        Tenant::from_row,
+    )
+}
+
+pub fn find_by_identifier(identifier: &str, mode: Mode) -> Option<Tenant> {
+    db::query_one(
+        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.identifier OPERATOR(pg_catalog.=) $1"),
+        mode,
+        &[identifier.into()],
+        Tenant::from_row,
+    )
+}
+
+/// Locks the tenant's row for the rest of the transaction and returns it.
+pub fn lock(id: pgrx::Uuid) -> Tenant {
+    db::query_one(
+        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE"),
+        Mode::Write,
+        &[id.into()],
+        Tenant::from_row,
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise())
+}
+
+fn rows(tenants: Vec<Tenant>) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+    SetOfIterator::new(tenants.into_iter().map(|t| t.row))
+}
+
+fn check_limit(value: Option<i32>, arg: &str) -> i64 {
+    let v = required(value, arg);
+    if v < 0 {
+        errors::invalid(format!("\"{arg}\" must not be negative, got {v}")).raise();
+    }
+    v as i64
+}
+
+/// One tenant by id, or P0002.
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
+    let id = required(id, "id");
+    find_by_id(id, Mode::Read).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row
+}
+
+/// One tenant by identifier, or P0002.
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenants") {
+    let identifier = required(identifier, "identifier");
+    find_by_identifier(identifier, Mode::Read)
+        .unwrap_or_else(|| errors::tenant_not_found(format!("\"{identifier}\"")).raise())
+        .row
+}
+
+/// A page of tenants, newest first, ties by id descending (stable pages).
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn list_tenants(
+    skip: default!(Option<i32>, 0),
+    limit: default!(Option<i32>, 100),
+    status: default!(Option<tenant_status>, "NULL"),
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+    let skip = check_limit(skip, "skip");
+    let limit = check_limit(limit, "limit");
+    let found = match status {
+        None => db::query(
+            concat!(
+                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+                  ORDER BY t.created_at DESC, t.id DESC OFFSET $1 LIMIT $2"
+            ),
+            Mode::Read,
+            &[skip.into(), limit.into()],
+            Tenant::from_row,
+        ),
+        Some(s) => db::query(
+            concat!(
+                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+                  WHERE t.status OPERATOR(pg_catalog.=) $3::tenancy.tenant_status
+                  ORDER BY t.created_at DESC, t.id DESC OFFSET $1 LIMIT $2"
+            ),
+            Mode::Read,
+            &[skip.into(), limit.into(), s.as_str().into()],
+            Tenant::from_row,
+        ),
+    };
+    rows(found)
+}
+
+/// How many tenants there are (with the given status).
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn count_tenants(status: default!(Option<tenant_status>, "NULL")) -> i64 {
+    let n = match status {
+        None => db::query_one("SELECT pg_catalog.count(*) FROM tenancy.tenants", Mode::Read, &[], |r| r.must::<i64>(1)),
+        Some(s) => db::query_one(
+            "SELECT pg_catalog.count(*) FROM tenancy.tenants t
+              WHERE t.status OPERATOR(pg_catalog.=) $1::tenancy.tenant_status",
+            Mode::Read,
+            &[s.as_str().into()],
+            |r| r.must::<i64>(1),
+        ),
+    };
+    n.unwrap_or(0)
+}
+
+/// Whether a tenant with this id exists (in any status).
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenant_exists(id: Option<pgrx::Uuid>) -> bool {
+    let id = required(id, "id");
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1)",
+        Mode::Read,
+        &[id.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+/// Case-insensitive substring search over identifier and name, ranked: exact
+/// identifier, identifier prefix, name contains, identifier contains; then by
+/// identifier.  The query is matched literally (`%`, `_` and `\` included):
+/// it is compared with `strpos`, never turned into a LIKE pattern.
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn search_tenants(
+    query: Option<&str>,
+    limit: default!(Option<i32>, 10),
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+    let query = required(query, "query");
+    let limit = check_limit(limit, "limit");
+    let folded = crate::validate::search_fold(query);
+    let grams = crate::validate::query_grams(query);
+    let found = db::query(
+        concat!(
+            "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+              WHERE tenancy.search_grams(t.identifier, t.name) OPERATOR(pg_catalog.@>) $1::text[]
+                AND (pg_catalog.strpos(t.identifier, $2) OPERATOR(pg_catalog.>) 0
+                     OR pg_catalog.strpos(tenancy.search_fold(t.name), $2) OPERATOR(pg_catalog.>) 0)
+              ORDER BY CASE
+                         WHEN t.identifier OPERATOR(pg_catalog.=) $2 THEN 0
+                         WHEN pg_catalog.starts_with(t.identifier, $2) THEN 1
+                         WHEN pg_catalog.strpos(tenancy.search_fold(t.name), $2) OPERATOR(pg_catalog.>) 0 THEN 2
+                         ELSE 3
+                       END,
+                       t.identifier COLLATE \"C\"
+              LIMIT $3"
+        ),
+        Mode::Read,
+        &[grams.into(), folded.into(), limit.into()],
+        Tenant::from_row,
+    );
+    rows(found)
+}
+
+/// The tenants with these ids, in the order given; unknown ids are skipped
+/// and a repeated id comes back once, at its first position.
+#[pg_extern(stable, security_definer, requires = ["catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenants_by_ids(
+    ids: Option<Vec<Option<pgrx::Uuid>>>,
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+    let ids = required(ids, "ids");
+    rows(by_ids(ids, Mode::Read))
+}
+
+pub fn by_ids(ids: Vec<Option<pgrx::Uuid>>, mode: Mode) -> Vec<Tenant> {
+    db::query(
+        concat!(
+            "SELECT ", tenant_cols!(), "
+               FROM (SELECT u.id, pg_catalog.min(u.n) AS n
+                       FROM pg_catalog.unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)
+                      GROUP BY u.id) AS u
+               JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) u.id
+              ORDER BY u.n"
+        ),
+        mode,
+        &[ids.into()],
+        Tenant::from_row,
+    )
+}

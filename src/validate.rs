@@ -1,0 +1,439 @@
+//! Pure validation and naming rules, shared by the SQL functions, the catalog's
+//! CHECK constraints and the GUC check hooks.  Nothing here touches PostgreSQL,
+//! so `cargo test --lib` exercises it without a server.
+
+use std::fmt;
+
+/// Longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1).
+pub const MAX_PG_NAME_BYTES: usize = 63;
+/// Longest `tenancy.schema_prefix` (SPEC §5).
+pub const MAX_SCHEMA_PREFIX_BYTES: usize = 20;
+/// Longest tenant name, in characters (SPEC §1).
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// Why a tenant identifier was refused.  The Display text is the message tail
+/// users see after `invalid tenant identifier "...":`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentifierError {
+    Length(usize),
+    FirstChar,
+    LastChar,
+    Char(char),
+    DoubleHyphen,
+    LooksLikeUuid,
+}
+
+impl fmt::Display for IdentifierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentifierError::Length(n) => write!(f, "it is {n} characters long; 3 to 63 are allowed"),
+            IdentifierError::FirstChar => f.write_str("it must start with a lowercase letter"),
+            IdentifierError::LastChar => f.write_str("it must end with a lowercase letter or a digit"),
+            IdentifierError::Char(c) => write!(f, "the character {c:?} is not allowed"),
+            IdentifierError::DoubleHyphen => f.write_str("it must not contain \"--\""),
+            IdentifierError::LooksLikeUuid => f.write_str("it would be read as a uuid"),
+        }
+    }
+}
+
+/// The tenant slug: `^[a-z][a-z0-9-]{1,61}[a-z0-9]$`, no `--`, and not
+/// something PostgreSQL would parse as a uuid (so `set_tenant` can take
+/// either form without ambiguity).
+pub fn check_identifier(s: &str) -> Result<(), IdentifierError> {
+    let n = s.chars().count();
+    if !(3..=MAX_PG_NAME_BYTES).contains(&n) {
+        return Err(IdentifierError::Length(n));
+    }
+    if let Some(c) = s.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
+        return Err(IdentifierError::Char(c));
+    }
+    let bytes = s.as_bytes();
+    if !bytes[0].is_ascii_lowercase() {
+        return Err(IdentifierError::FirstChar);
+    }
+    if bytes[bytes.len() - 1] == b'-' {
+        return Err(IdentifierError::LastChar);
+    }
+    if s.contains("--") {
+        return Err(IdentifierError::DoubleHyphen);
+    }
+    if parse_pg_uuid(s).is_some() {
+        return Err(IdentifierError::LooksLikeUuid);
+    }
+    Ok(())
+}
+
+/// Why a tenant name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Length(usize),
+    Blank,
+    Control(char),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Length(n) => write!(f, "it is {n} characters long; 1 to 255 are allowed"),
+            NameError::Blank => f.write_str("it is blank"),
+            NameError::Control(c) => write!(f, "it contains the control character U+{:04X}", *c as u32),
+        }
+    }
+}
+
+/// A display name: 1 to 255 characters, not only whitespace, no control characters.
+pub fn check_name(s: &str) -> Result<(), NameError> {
+    let n = s.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(NameError::Length(n));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(NameError::Control(c));
+    }
+    if s.trim().is_empty() {
+        return Err(NameError::Blank);
+    }
+    Ok(())
+}
+
+/// Parses a uuid exactly as PostgreSQL's `uuid_in` does: 32 hex digits,
+/// optionally wrapped in braces, with an optional hyphen after any group of
+/// four digits.  Returns None for anything `uuid_in` would reject.
+pub fn parse_pg_uuid(s: &str) -> Option<[u8; 16]> {
+    let mut src = s.as_bytes();
+    let braces = src.first() == Some(&b'{');
+    if braces {
+        src = &src[1..];
+    }
+    let mut out = [0u8; 16];
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    for (i, byte) in out.iter_mut().enumerate() {
+        if src.len() < 2 {
+            return None;
+        }
+        *byte = (hex(src[0])? << 4) | hex(src[1])?;
+        src = &src[2..];
+        if i % 2 == 1 && i < 15 && src.first() == Some(&b'-') {
+            src = &src[1..];
+        }
+    }
+    if braces {
+        if src.first() != Some(&b'}') {
+            return None;
+        }
+        src = &src[1..];
+    }
+    src.is_empty().then_some(out)
+}
+
+/// Why a schema prefix was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixError {
+    Pattern,
+    TooLong(usize),
+}
+
+impl fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrefixError::Pattern => f.write_str("it must match ^[a-z][a-z0-9_]*$"),
+            PrefixError::TooLong(n) => write!(f, "it is {n} bytes long; at most 20 are allowed"),
+        }
+    }
+}
+
+/// `tenancy.schema_prefix`: `^[a-z][a-z0-9_]*$`, at most 20 bytes.
+pub fn check_schema_prefix(s: &str) -> Result<(), PrefixError> {
+    let b = s.as_bytes();
+    if b.is_empty()
+        || !b[0].is_ascii_lowercase()
+        || !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+    {
+        return Err(PrefixError::Pattern);
+    }
+    if b.len() > MAX_SCHEMA_PREFIX_BYTES {
+        return Err(PrefixError::TooLong(b.len()));
+    }
+    Ok(())
+}
+
+/// The schema (or database) name of a tenant: prefix plus the identifier with
+/// `-` turned to `_`.  None when the result would exceed 63 bytes, which
+/// PostgreSQL would silently truncate (and so could collide).
+pub fn tenant_object_name(prefix: &str, identifier: &str) -> Option<String> {
+    let name = format!("{prefix}{}", identifier.replace('-', "_"));
+    (name.len() <= MAX_PG_NAME_BYTES).then_some(name)
+}
+
+/// Case folding used by `search_tenants`, both in its index and in its match.
+pub fn search_fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// The index keys of substring search: every distinct 2- and 3-character
+/// window of the folded identifier and of the folded name.  A query's grams
+/// ([`query_grams`]) are a subset of a row's grams whenever the query is a
+/// substring of either field, so a GIN `@>` finds every candidate.
+pub fn search_grams(identifier: &str, name: &str) -> Vec<String> {
+    let mut grams = Vec::new();
+    for field in [identifier, name] {
+        let chars: Vec<char> = search_fold(field).chars().collect();
+        for width in [2, 3] {
+            for w in chars.windows(width) {
+                grams.push(w.iter().collect::<String>());
+            }
+        }
+    }
+    grams.sort_unstable();
+    grams.dedup();
+    grams
+}
+
+/// The grams a query must find in a row: its 3-character windows, or the
+/// whole query when it is 2 characters long.  Shorter queries give no keys
+/// (every row is a candidate).
+pub fn query_grams(query: &str) -> Vec<String> {
+    let chars: Vec<char> = search_fold(query).chars().collect();
+    let mut grams: Vec<String> = match chars.len() {
+        0 | 1 => Vec::new(),
+        2 => vec![chars.iter().collect()],
+        _ => chars.windows(3).map(|w| w.iter().collect()).collect(),
+    };
+    grams.sort_unstable();
+    grams.dedup();
+    grams
+}
+
+/// Parses the comma-separated `tenancy.premium_tiers` list.
+pub fn parse_tier_list(s: &str) -> Result<Vec<String>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|t| {
+            let t = t.trim();
+            if t.is_empty() {
+                Err("it contains an empty tier".to_string())
+            } else if t.chars().any(char::is_control) {
+                Err("it contains a control character".to_string())
+            } else {
+                Ok(t.to_string())
+            }
+        })
+        .collect()
+}
+
+/// The status transitions of SPEC §2: `provisioning → active`,
+/// `active ⇄ suspended`, `active | suspended → deleted`; setting the current
+/// status again is allowed (a no-op).  `deleted` is final.
+pub fn transition_allowed(from: &str, to: &str) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            ("provisioning", "active")
+                | ("active", "suspended")
+                | ("suspended", "active")
+                | ("active", "deleted")
+                | ("suspended", "deleted")
+        )
+}
+
+/// Splits a `search_path` value into its schema names the way PostgreSQL
+/// reads it: comma-separated, double-quoted names kept as written (with `""`
+/// for a quote), unquoted names folded to lower case.
+pub fn split_search_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = path.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    break;
+                }
+                item.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+        if !item.is_empty() {
+            out.push(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_accepted() {
+        for ok in ["abc", "acme-corp", "a1b", "tenant-42", "x0-y1-z2", &format!("a{}", "b".repeat(62))] {
+            assert_eq!(check_identifier(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn identifiers_refused() {
+        let long = format!("a{}", "b".repeat(63));
+        let cases: &[(&str, IdentifierError)] = &[
+            ("", IdentifierError::Length(0)),
+            ("ab", IdentifierError::Length(2)),
+            (&long, IdentifierError::Length(64)),
+            ("1abc", IdentifierError::FirstChar),
+            ("-abc", IdentifierError::FirstChar),
+            ("abc-", IdentifierError::LastChar),
+            ("Acme", IdentifierError::Char('A')),
+            ("ac_me", IdentifierError::Char('_')),
+            ("ac me", IdentifierError::Char(' ')),
+            ("acmé", IdentifierError::Char('é')),
+            ("ac\0me", IdentifierError::Char('\0')),
+            ("a'; drop table x; --", IdentifierError::Char('\'')),
+            ("ac--me", IdentifierError::DoubleHyphen),
+            ("abcdef0123456789abcdef0123456789", IdentifierError::LooksLikeUuid),
+            ("abcdef01-2345-6789-abcd-ef0123456789", IdentifierError::LooksLikeUuid),
+            ("abcd-ef01-2345-6789-abcd-ef01-2345-6789", IdentifierError::LooksLikeUuid),
+        ];
+        for (input, want) in cases {
+            assert_eq!(check_identifier(input).as_ref(), Err(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn uuid_parsing_matches_postgres() {
+        let canonical = [0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11];
+        for ok in [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+            "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
+        ] {
+            assert_eq!(parse_pg_uuid(ok), Some(canonical), "{ok}");
+        }
+        for bad in [
+            "",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "acme-corp",
+        ] {
+            assert_eq!(parse_pg_uuid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name("Acme Corporation"), Ok(()));
+        assert_eq!(check_name("Ünïcødé 株式会社"), Ok(()));
+        assert_eq!(check_name(&"é".repeat(255)), Ok(()));
+        assert_eq!(check_name(""), Err(NameError::Length(0)));
+        assert_eq!(check_name(&"x".repeat(256)), Err(NameError::Length(256)));
+        assert_eq!(check_name("   "), Err(NameError::Blank));
+        assert_eq!(check_name("\u{3000}"), Err(NameError::Blank));
+        assert_eq!(check_name("a\tb"), Err(NameError::Control('\t')));
+        assert_eq!(check_name("a\u{7f}"), Err(NameError::Control('\u{7f}')));
+    }
+
+    #[test]
+    fn schema_prefixes() {
+        assert_eq!(check_schema_prefix("tenant_"), Ok(()));
+        assert_eq!(check_schema_prefix("t"), Ok(()));
+        assert_eq!(check_schema_prefix(""), Err(PrefixError::Pattern));
+        assert_eq!(check_schema_prefix("_t"), Err(PrefixError::Pattern));
+        assert_eq!(check_schema_prefix("Tenant_"), Err(PrefixError::Pattern));
+        assert_eq!(check_schema_prefix("ten-ant"), Err(PrefixError::Pattern));
+        assert_eq!(check_schema_prefix("abcdefghijklmnopqrstu"), Err(PrefixError::TooLong(21)));
+    }
+
+    #[test]
+    fn object_names() {
+        assert_eq!(tenant_object_name("tenant_", "acme-corp").as_deref(), Some("tenant_acme_corp"));
+        let id56 = format!("a{}", "b".repeat(55));
+        assert_eq!(tenant_object_name("tenant_", &id56).map(|s| s.len()), Some(63));
+        let id57 = format!("a{}", "b".repeat(56));
+        assert_eq!(tenant_object_name("tenant_", &id57), None);
+    }
+
+    #[test]
+    fn grams_cover_every_substring() {
+        let grams = search_grams("acme-corp", "Acme Corporation");
+        for q in ["acme", "ME-C", "corpora", "ion", "co", "e-"] {
+            let qg = query_grams(q);
+            assert!(!qg.is_empty());
+            assert!(qg.iter().all(|g| grams.contains(g)), "{q}");
+        }
+        assert!(query_grams("zz").iter().any(|g| !grams.contains(g)));
+        assert!(query_grams("a").is_empty());
+        assert_eq!(query_grams("50%_"), vec!["0%_".to_string(), "50%".to_string()]);
+    }
+
+    #[test]
+    fn tier_lists() {
+        assert_eq!(parse_tier_list("premium, enterprise").unwrap(), vec!["premium", "enterprise"]);
+        assert_eq!(parse_tier_list("").unwrap(), Vec::<String>::new());
+        assert!(parse_tier_list("premium,,gold").is_err());
+    }
+
+    #[test]
+    fn transitions() {
+        let all = ["provisioning", "active", "suspended", "deleted"];
+        let allowed: Vec<(&str, &str)> = all
+            .iter()
+            .flat_map(|a| all.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a != b && transition_allowed(a, b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                ("provisioning", "active"),
+                ("active", "suspended"),
+                ("active", "deleted"),
+                ("suspended", "active"),
+                ("suspended", "deleted"),
+            ]
+        );
+        assert!(all.iter().all(|s| transition_allowed(s, s)));
+    }
+
+    #[test]
+    fn search_paths() {
+        assert_eq!(split_search_path(r#""$user", public"#), vec!["$user", "public"]);
+        assert_eq!(split_search_path("tenant_acme, Public,pg_temp"), vec!["tenant_acme", "public", "pg_temp"]);
+        assert_eq!(split_search_path(r#""My ""Schema""",x"#), vec![r#"My "Schema""#, "x"]);
+        assert_eq!(split_search_path(""), Vec::<String>::new());
+        assert_eq!(split_search_path("  "), Vec::<String>::new());
+    }
+}
