@@ -44,7 +44,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
 fn extension_owner() -> pg_sys::Oid {
     db::query_one(
         "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'",
-        Mode::Read,
+        Mode::Latest,
         &[],
         |r| r.must::<pg_sys::Oid>(1),
     )
@@ -74,7 +74,7 @@ pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
     let granted = db::query(
         "SELECT g.role::oid FROM tenancy.tenant_grants g
           WHERE g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id IS NULL",
-        Mode::Read,
+        Mode::Latest,
         &[tenant_id.into()],
         |r| r.must::<pg_sys::Oid>(1),
     );

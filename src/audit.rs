@@ -32,6 +32,7 @@ pub fn record(events: Vec<Event>) {
     if events.is_empty() {
         return;
     }
+    crate::context::forget();
     let mut ids = Vec::with_capacity(events.len());
     let mut actions = Vec::with_capacity(events.len());
     let mut details = Vec::with_capacity(events.len());

@@ -25,26 +25,31 @@ use crate::validate;
 
 /// What one statement learned about the context, so that a policy or a query
 /// calling `current_tenant_id()` once per row checks the catalog once.  Keyed
-/// by everything the answer depends on; cleared at every transaction end.
+/// by the setting, the role and the statement; forgotten at every change
+/// tenancy makes (see `audit::record`) and at every transaction end.
 #[derive(Clone, PartialEq)]
 struct MemoKey {
     guc: String,
     role: pg_sys::Oid,
     statement_start: i64,
-    command: u32,
 }
 
 thread_local! {
     static MEMO: RefCell<Option<(MemoKey, pgrx::Uuid)>> = const { RefCell::new(None) };
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn forget_memo(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// Drops what the memo knows; called whenever tenancy changes the catalog.
+pub fn forget() {
     MEMO.with(|m| m.borrow_mut().take());
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_at_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    forget();
+}
+
 pub fn init() {
-    unsafe { pg_sys::RegisterXactCallback(Some(forget_memo), std::ptr::null_mut()) };
+    unsafe { pg_sys::RegisterXactCallback(Some(forget_at_xact_end), std::ptr::null_mut()) };
 }
 
 /// Parses a uuid in the GUC; a malformed value is refused with 22023 (the
@@ -77,7 +82,7 @@ fn context_tenant(role: pg_sys::Oid) -> Option<Tenant> {
     }
     let id = parse_guc(&text);
     access::as_owner(|| {
-        let t = tenants::find_by_id(id, Mode::Read).unwrap_or_else(|| {
+        let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
             errors::tenant_not_found(id).hint("tenancy.tenant_id names a tenant that does not exist.").raise()
         });
         check_usable(&t, role);
@@ -100,7 +105,6 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
             guc: text,
             role: access::current_role(),
             statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
-            command: pg_sys::GetCurrentCommandId(false),
         }
     };
     if let Some(id) = MEMO.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, id)| *id)) {
@@ -133,7 +137,7 @@ fn path_without_tenant_schemas() -> (Vec<String>, bool) {
     let tenant_schemas: Vec<String> = access::as_owner(|| {
         db::query(
             "SELECT t.schema_name::text FROM tenancy.tenants t WHERE t.schema_name::text OPERATOR(pg_catalog.=) ANY ($1::text[])",
-            Mode::Read,
+            Mode::Latest,
             &[items.clone().into()],
             |r| r.must::<String>(1),
         )
@@ -153,8 +157,8 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> 
     let role = access::current_role();
     let t = access::as_owner(|| {
         let found = match validate::parse_pg_uuid(tenant) {
-            Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Read),
-            None => tenants::find_by_identifier(tenant, Mode::Read),
+            Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
+            None => tenants::find_by_identifier(tenant, Mode::Latest),
         };
         let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{tenant}\"")).raise());
         check_usable(&t, role);

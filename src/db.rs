@@ -23,6 +23,11 @@ pub enum Mode {
     Read,
     /// May write; sees the transaction's own earlier changes.
     Write,
+    /// Reads with a new snapshot (the latest committed state, in READ
+    /// COMMITTED), even from a STABLE function that runs while its caller is
+    /// still being planned; read-only inside a parallel operation, where a
+    /// new command cannot start.
+    Latest,
 }
 
 thread_local! {
@@ -115,7 +120,12 @@ fn run<R>(
                 }
             }
         }
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), mode == Mode::Read, 0);
+        let read_only = match mode {
+            Mode::Read => true,
+            Mode::Write => false,
+            Mode::Latest => pg_sys::IsInParallelMode(),
+        };
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
         if rc < 0 {
             errors::internal(format!("SPI_execute_plan failed ({rc}) for: {sql}"));
         }

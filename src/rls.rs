@@ -115,7 +115,7 @@ fn disable_rls(tbl: Option<RegClass>) {
     let column = access::as_owner(|| {
         db::query_one(
             "SELECT r.tenant_column::text FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-            Mode::Read,
+            Mode::Write,
             &[tbl.0.into()],
             |r| r.must::<String>(1),
         )
