@@ -21,12 +21,10 @@ use crate::tenants::{self, Tenant};
 /// An error inside `f` aborts the (sub)transaction, and PostgreSQL's abort
 /// processing restores the user and the settings.
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    unsafe {
+    crate::settings::scoped(&[(c"search_path", "pg_catalog, pg_temp")], || unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let nest = pg_sys::NewGUCNestLevel();
-        crate::settings::set_saved(c"search_path", "pg_catalog, pg_temp");
         let owner = extension_owner();
         pg_sys::SetUserIdAndSecContext(
             owner,
@@ -36,9 +34,8 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         );
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        pg_sys::AtEOXact_GUC(true, nest);
         result
-    }
+    })
 }
 
 fn extension_owner() -> pg_sys::Oid {

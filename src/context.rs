@@ -160,7 +160,7 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> 
             Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
             None => tenants::find_by_identifier(tenant, Mode::Latest),
         };
-        let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{tenant}\"")).raise());
+        let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
         check_usable(&t, role);
         t
     });

@@ -38,6 +38,24 @@ impl TenancyError {
     }
 }
 
+/// A value as error messages show it: control characters escaped, and cut
+/// to 64 characters, so that hostile input cannot flood or garble a log.
+pub fn shown(value: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == 64 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// P0002: the tenant does not exist.
 pub fn tenant_not_found(what: impl std::fmt::Display) -> TenancyError {
     TenancyError::new(Code::ERRCODE_NO_DATA_FOUND, format!("tenant {what} not found"))

@@ -24,14 +24,15 @@ const IDENTIFIER_HINT: &str =
 
 pub fn check_identifier(identifier: &str) {
     if let Err(why) = validate::check_identifier(identifier) {
-        errors::invalid(format!("invalid tenant identifier \"{identifier}\": {why}")).hint(IDENTIFIER_HINT).raise();
+        errors::invalid(format!("invalid tenant identifier \"{}\": {why}", errors::shown(identifier)))
+            .hint(IDENTIFIER_HINT)
+            .raise();
     }
 }
 
 fn check_name(name: &str) {
     if let Err(why) = validate::check_name(name) {
-        let shown: String = name.chars().take(64).collect::<String>().escape_debug().to_string();
-        errors::invalid(format!("invalid tenant name \"{shown}\": {why}")).raise();
+        errors::invalid(format!("invalid tenant name \"{}\": {why}", errors::shown(name))).raise();
     }
 }
 
@@ -359,7 +360,9 @@ fn bulk_set_status(
 fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composite_type!('static, "tenants") {
     let id = required(id, "id");
     let patch = required(patch, "patch").0;
-    check_object(&patch, "patch");
+    if check_object(&patch, "patch").is_empty() {
+        return tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row;
+    }
     // The row lock taken by `o` makes `o.metadata` the version this UPDATE
     // replaces (for the audit row); the merge itself reads t.metadata, which
     // PostgreSQL re-reads if a concurrent merge committed first.

@@ -30,11 +30,14 @@ fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!
     let sql = required(sql, "sql");
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_CHARS || name.trim().is_empty() || name.chars().any(char::is_control) {
-        errors::invalid(format!("invalid migration name \"{}\": 1 to 63 characters, not blank, no control characters", name.escape_debug()))
+        errors::invalid(format!(
+            "invalid migration name \"{}\": 1 to 63 characters, not blank, no control characters",
+            errors::shown(name)
+        ))
             .raise();
     }
     if sql.trim_matches(|c: char| c.is_whitespace() || c == ';').is_empty() {
-        errors::invalid(format!("migration \"{name}\" has no SQL")).raise();
+        errors::invalid(format!("migration \"{}\" has no SQL", errors::shown(name))).raise();
     }
     check_owner_rights();
     let row = db::query_one(
@@ -77,12 +80,7 @@ fn apply(t: &Tenant, schema: &str, migration: &str) {
         |r| r.must::<String>(1),
     )
     .unwrap_or_else(|| errors::invalid(format!("migration \"{migration}\" does not exist")).raise());
-    unsafe {
-        let nest = pg_sys::NewGUCNestLevel();
-        crate::settings::set_saved(c"search_path", &quote(schema));
-        db::execute_dynamic(&sql);
-        pg_sys::AtEOXact_GUC(true, nest);
-    }
+    crate::settings::scoped(&[(c"search_path", &quote(schema))], || db::execute_dynamic(&sql));
     db::execute(
         "INSERT INTO tenancy.migration_ledger (tenant_id, migration, applied_at, status, error)
          VALUES ($1, $2, pg_catalog.now(), 'applied', NULL)

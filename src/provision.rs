@@ -10,6 +10,7 @@ use crate::db::{self, Mode};
 use crate::errors;
 use crate::migrations;
 use crate::rls;
+use crate::settings;
 use crate::tenants::Tenant;
 
 fn quote(ident: &str) -> String {
@@ -128,7 +129,10 @@ pub fn destroy(t: &Tenant) -> Value {
     match t.isolation.as_str() {
         "schema" => {
             let schema = t.schema_name.clone().unwrap_or_default();
-            db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)));
+            // The audit row lists what went; a NOTICE per dropped table would only be noise.
+            settings::scoped(&[(c"client_min_messages", "warning")], || {
+                db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)))
+            });
             json!({"schema_name": schema})
         }
         "database" => {

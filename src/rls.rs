@@ -33,6 +33,17 @@ fn describe(tbl: RegClass) -> Table {
     .unwrap_or_else(|| errors::invalid(format!("relation with OID {} does not exist", tbl.0.to_u32())).raise())
 }
 
+fn policy_exists(tbl: RegClass) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_policy p
+                         WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polname OPERATOR(pg_catalog.=) $2)",
+        Mode::Write,
+        &[tbl.0.into(), POLICY.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
 fn quote(ident: &str) -> String {
     pgrx::spi::quote_identifier(ident)
 }
@@ -77,11 +88,13 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
 
     let (t, c, p) = (&table.qualified, quote(&column), quote(POLICY));
     let check = format!("{c} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant_id())");
+    if policy_exists(tbl) {
+        db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
+    }
     db::execute_dynamic(&format!(
         "ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id();
          ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
          ALTER TABLE {t} FORCE ROW LEVEL SECURITY;
-         DROP POLICY IF EXISTS {p} ON {t};
          CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check});"
     ));
     let indexed = db::query_one(
@@ -122,9 +135,11 @@ fn disable_rls(tbl: Option<RegClass>) {
     });
     let Some(column) = column else { return };
     let (t, c, p) = (&table.qualified, quote(&column), quote(POLICY));
+    if policy_exists(tbl) {
+        db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
+    }
     db::execute_dynamic(&format!(
-        "DROP POLICY IF EXISTS {p} ON {t};
-         ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;
+        "ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;
          ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;
          ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT;"
     ));

@@ -89,6 +89,19 @@ pub fn set_saved(name: &CStr, value: &str) {
     }
 }
 
+/// Runs `f` with the given settings, then puts the previous values back (as
+/// a function's SET clause would).  On error, PostgreSQL's abort processing
+/// restores them.
+pub fn scoped<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in values {
+        set_saved(name, value);
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    result
+}
+
 /// Reads any GUC's current value (e.g. `search_path`).
 pub fn get(name: &CStr) -> String {
     unsafe {

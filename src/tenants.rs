@@ -104,7 +104,7 @@ fn tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
 fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenants") {
     let identifier = required(identifier, "identifier");
     find_by_identifier(identifier, Mode::Read)
-        .unwrap_or_else(|| errors::tenant_not_found(format!("\"{identifier}\"")).raise())
+        .unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(identifier))).raise())
         .row
 }
 

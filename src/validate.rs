@@ -29,7 +29,10 @@ impl fmt::Display for IdentifierError {
             IdentifierError::Length(n) => write!(f, "it is {n} characters long; 3 to 63 are allowed"),
             IdentifierError::FirstChar => f.write_str("it must start with a lowercase letter"),
             IdentifierError::LastChar => f.write_str("it must end with a lowercase letter or a digit"),
-            IdentifierError::Char(c) => write!(f, "the character {c:?} is not allowed"),
+            IdentifierError::Char(c) if c.is_control() || c.is_whitespace() => {
+                write!(f, "the character U+{:04X} is not allowed", *c as u32)
+            }
+            IdentifierError::Char(c) => write!(f, "the character \"{c}\" is not allowed"),
             IdentifierError::DoubleHyphen => f.write_str("it must not contain \"--\""),
             IdentifierError::LooksLikeUuid => f.write_str("it would be read as a uuid"),
         }

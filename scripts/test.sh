@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's test command runs it:
+#   1. unit tests of the pure Rust rules (no PostgreSQL)      cargo test --lib
+#   2. in-backend tests                                       cargo pgrx test pg15
+#   3. the pg_regress suite                                   tests/pg_regress
+#   4. the isolation specs (concurrent sessions)              tests/isolation
+#   5. the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
+# PostgreSQL always runs as the user postgres, on loopback, in throwaway
+# clusters under $TENANCY_TEST_DIR.  Ends with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGXS=$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")
+PG_REGRESS=$PGXS/test/regress/pg_regress
+PG_ISOLATION_REGRESS=$PGXS/test/isolation/pg_isolation_regress
+export PATH="$HOME/.cargo/bin:$PATH"
+
+work=${TENANCY_TEST_DIR:-/tmp/tenancy-test}
+port=${TENANCY_TEST_PORT:-28816}
+only=${1:-all}
+
+passed=0
+failed=0
+failures=()
+
+count() { # name passed failed
+  passed=$((passed + $2))
+  failed=$((failed + $3))
+  [ "$3" -gt 0 ] && failures+=("$1: $3 failed")
+  echo "== $1: $2 passed, $3 failed"
+}
+
+cargo_counts() { # log -> "passed failed" summed over every "test result:" line
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { print p + 0, f + 0 }' "$1"
+}
+
+regress_counts() { # pg_regress (PostgreSQL 15) output -> "passed failed"
+  awk '/ \.\.\. ok/ { p++ } / \.\.\. FAILED/ || / \.\.\. failed/ { f++ } END { print p + 0, f + 0 }' "$1"
+}
+
+mkdir -p "$work"
+chmod 755 "$work"
+
+if [ "$only" = all ] || [ "$only" = unit ]; then
+  echo "== unit tests (no PostgreSQL)"
+  cargo test --lib 2>&1 | tee "$work/unit.log" | grep -E "^test |test result" || true
+  read -r p f < <(cargo_counts "$work/unit.log")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  count unit "$p" "$f"
+fi
+
+if [ "$only" = all ] || [ "$only" = pgtest ]; then
+  echo "== in-backend tests (cargo pgrx test)"
+  rm -rf "$work/pgrx-data"
+  install -d -o postgres -g postgres "$work/pgrx-data"
+  cargo pgrx test pg15 --runas postgres --pgdata "$work/pgrx-data" > "$work/pgtest.log" 2>&1
+  grep -E "^test |test result" "$work/pgtest.log" || tail -30 "$work/pgtest.log"
+  read -r p f < <(cargo_counts "$work/pgtest.log")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  count pgtest "$p" "$f"
+fi
+
+# The suites below run against the normal (non-test) build of the extension.
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = bench ]; then
+  echo "== installing the extension into PostgreSQL 15"
+  cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1 || { tail -30 "$work/install.log"; count install 0 1; }
+  scripts/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1
+  rm -rf "$work/pg"
+  scripts/pg-cluster.sh start "$work/pg" "$port" >/dev/null
+  export PGHOST="$work/pg" PGPORT=$port PGUSER=postgres
+fi
+
+if [ "$only" = all ] || [ "$only" = regress ]; then
+  echo "== pg_regress suite"
+  out="$work/regress"
+  rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
+  "$PG_REGRESS" --inputdir=tests/pg_regress --outputdir="$out" --bindir="$PG_BIN" \
+    --host="$PGHOST" --port="$port" --user=postgres --dbname=tenancy_regress \
+    --schedule=tests/pg_regress/schedule > "$work/regress.log" 2>&1
+  cat "$work/regress.log"
+  read -r p f < <(regress_counts "$work/regress.log")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
+  count regress "$p" "$f"
+fi
+
+if [ "$only" = all ] || [ "$only" = isolation ]; then
+  echo "== isolation specs"
+  out="$work/isolation"
+  rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
+  "$PG_ISOLATION_REGRESS" --inputdir=tests/isolation --outputdir="$out" --bindir="$PG_BIN" \
+    --host="$PGHOST" --port="$port" --user=postgres --dbname=tenancy_isolation \
+    --load-extension=tenancy --schedule=tests/isolation/schedule > "$work/isolation.log" 2>&1
+  cat "$work/isolation.log"
+  read -r p f < <(regress_counts "$work/isolation.log")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  [ -f "$out/output_iso/regression.diffs" ] && head -200 "$out/output_iso/regression.diffs"
+  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
+  count isolation "$p" "$f"
+fi
+
+if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
+  echo "== benchmark smoke run"
+  if bench/run.sh --smoke > "$work/bench.log" 2>&1; then
+    tail -20 "$work/bench.log"; count bench-smoke 1 0
+  else
+    tail -40 "$work/bench.log"; count bench-smoke 0 1
+  fi
+fi
+
+if [ -n "${PGHOST:-}" ]; then
+  scripts/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1
+fi
+
+for f in "${failures[@]}"; do echo "FAILED $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,24 @@
+-- Database isolation (SPEC §4 "Database"): without dblink, 0A000 with the
+-- SQL to run by hand; with dblink, the database is created and dropped over
+-- a loopback connection.
+\set VERBOSITY verbose
+CREATE EXTENSION tenancy;
+SELECT tenancy.create_tenant('own-db', 'Own database', isolation => 'database');
+SELECT count(*) FROM tenancy.tenants;
+
+CREATE EXTENSION dblink;
+SELECT identifier, isolation, schema_name, database_name
+  FROM tenancy.create_tenant('own-db', 'Own database', isolation => 'database', id => '00000000-0000-7000-8000-0000000000db');
+SELECT datname FROM pg_database WHERE datname = 'tenant_own_db';
+-- A database of that name already there: 23505.
+CREATE DATABASE tenant_taken;
+SELECT tenancy.create_tenant('taken', 'Taken', isolation => 'database');
+DROP DATABASE tenant_taken;
+SET tenancy.soft_delete = off;
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000db', destroy_data => true);
+RESET tenancy.soft_delete;
+SELECT count(*) FROM pg_database WHERE datname = 'tenant_own_db';
+SELECT action, details FROM tenancy.audit_log WHERE action IN ('provision', 'destroy') ORDER BY id;
+
+DROP EXTENSION tenancy;
+DROP EXTENSION dblink;
