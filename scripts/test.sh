@@ -39,7 +39,7 @@ cargo_counts() { # log -> "passed failed" summed over every "test result:" line
 }
 
 regress_counts() { # pg_regress (PostgreSQL 15) output -> "passed failed"
-  awk '/ \.\.\. ok/ { p++ } / \.\.\. FAILED/ || / \.\.\. failed/ { f++ } END { print p + 0, f + 0 }' "$1"
+  awk '/^(test | +)[a-z_0-9]+ +\.\.\. ok/ { p++ } /^(test | +)[a-z_0-9]+ +\.\.\. (FAILED|failed)/ { f++ } END { print p + 0, f + 0 }' "$1"
 }
 
 mkdir -p "$work"
