@@ -5,6 +5,7 @@
 #   3. the pg_regress suite                                   tests/pg_regress
 #   4. the isolation specs (concurrent sessions)              tests/isolation
 #   5. the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
+#   6. the crate type-checks for pg13..pg18                   scripts/check-features.sh
 # PostgreSQL always runs as the user postgres, on loopback, in throwaway
 # clusters under $TENANCY_TEST_DIR.  Ends with one line: "N passed, N failed".
 set -uo pipefail
@@ -47,7 +48,7 @@ chmod 755 "$work"
 
 if [ "$only" = all ] || [ "$only" = unit ]; then
   echo "== unit tests (no PostgreSQL)"
-  cargo test --lib 2>&1 | tee "$work/unit.log" | grep -E "^test |test result" || true
+  cargo test --lib validate:: 2>&1 | tee "$work/unit.log" | grep -E "^test |test result" || true
   read -r p f < <(cargo_counts "$work/unit.log")
   [ "$p" -eq 0 ] && f=$((f + 1))
   count unit "$p" "$f"
@@ -57,7 +58,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
   echo "== in-backend tests (cargo pgrx test)"
   rm -rf "$work/pgrx-data"
   install -d -o postgres -g postgres "$work/pgrx-data"
-  cargo pgrx test pg15 --runas postgres --pgdata "$work/pgrx-data" > "$work/pgtest.log" 2>&1
+  cargo pgrx test pg15 --runas postgres --pgdata "$work/pgrx-data" tests::tests:: > "$work/pgtest.log" 2>&1
   grep -E "^test |test result" "$work/pgtest.log" || tail -30 "$work/pgtest.log"
   read -r p f < <(cargo_counts "$work/pgtest.log")
   [ "$p" -eq 0 ] && f=$((f + 1))
@@ -110,6 +111,13 @@ if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
   else
     tail -40 "$work/bench.log"; count bench-smoke 0 1
   fi
+fi
+
+if [ "$only" = all ] || [ "$only" = features ]; then
+  echo "== type-check for every PostgreSQL version"
+  bash scripts/check-features.sh | tee "$work/features.log"
+  p=$(grep -c '\.\.\. ok' "$work/features.log"); f=$(grep -c 'FAILED' "$work/features.log")
+  count features "$p" "$f"
 fi
 
 if [ -n "${PGHOST:-}" ]; then
