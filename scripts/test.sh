@@ -68,7 +68,10 @@ fi
 # The suites below run against the normal (non-test) build of the extension.
 if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
-  cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1 || { tail -30 "$work/install.log"; count install 0 1; }
+  if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
+    tail -30 "$work/install.log"; count install 0 1
+    echo "$passed passed, $failed failed"; exit 1
+  fi
   scripts/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1
   rm -rf "$work/pg"
   scripts/pg-cluster.sh start "$work/pg" "$port" >/dev/null

@@ -89,6 +89,16 @@ SELECT t.id AS tenant_id,
 
 COMMENT ON VIEW tenancy.migration_status IS 'Applied and pending migrations and the last error, per schema tenant.';
 
+-- CREATE and DROP DATABASE queued for the commit of the transaction that
+-- asked for them (see src/provision.rs); empty outside a transaction.
+CREATE TABLE tenancy.database_ops (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id     uuid NOT NULL,
+    op            text NOT NULL CHECK (op IN ('create', 'drop')),
+    database_name text NOT NULL,
+    requested_at  timestamptz NOT NULL DEFAULT now()
+);
+
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.rls_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');

@@ -2,6 +2,9 @@
 //! schema or a database tenant's database (SPEC §4).  RLS tenants need
 //! nothing created; their rows are destroyed table by table.
 
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::prelude::*;
+use pgrx::AllocatedByRust;
 use serde_json::{json, Value};
 
 use crate::access;
@@ -117,11 +120,56 @@ pub fn provision(t: &Tenant) -> Option<Value> {
         return Some(json!({"schema_name": schema, "migrations": applied}));
     }
     if let Some(database) = &t.database_name {
-        on_loopback(&format!("CREATE DATABASE {}", quote(database)));
-        return Some(json!({"database_name": database}));
+        at_commit(t.id, "create", database);
+        return Some(json!({"database_name": database, "at": "commit"}));
     }
     None
 }
+
+/// Queues CREATE or DROP DATABASE for the commit of the caller's transaction.
+/// Neither can run inside a transaction, so they go over a loopback
+/// connection, and they are deferred to COMMIT (by a deferred constraint
+/// trigger on `tenancy.database_ops`) so that a transaction that rolls back
+/// creates no database and, above all, drops none.
+fn at_commit(tenant: pgrx::Uuid, op: &str, database: &str) {
+    db::execute(
+        "INSERT INTO tenancy.database_ops (tenant_id, op, database_name) VALUES ($1, $2, $3)",
+        &[tenant.into(), op.into(), database.into()],
+    );
+}
+
+/// The deferred trigger behind `at_commit`: runs the queued statement as the
+/// extension owner (dblink needs a superuser to connect without a password),
+/// then forgets it.  An error here aborts the COMMIT.
+#[pg_trigger]
+fn database_ops_at_commit<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
+    let Some(row) = trigger.new() else { return Ok(None) };
+    let id: i64 = row.get_by_name("id")?.unwrap_or_default();
+    let op: String = row.get_by_name("op")?.unwrap_or_default();
+    let database: String = row.get_by_name("database_name")?.unwrap_or_default();
+    let statement = match op.as_str() {
+        "create" => format!("CREATE DATABASE {}", quote(&database)),
+        _ => format!("DROP DATABASE IF EXISTS {}", quote(&database)),
+    };
+    access::as_owner(|| {
+        on_loopback(&statement);
+        db::execute("DELETE FROM tenancy.database_ops o WHERE o.id OPERATOR(pg_catalog.=) $1", &[id.into()]);
+    });
+    Ok(None)
+}
+
+extension_sql!(
+    r#"
+CREATE CONSTRAINT TRIGGER database_ops_at_commit
+    AFTER INSERT ON tenancy.database_ops
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION tenancy.database_ops_at_commit();
+"#,
+    name = "database_ops_trigger",
+    requires = ["isolation_catalog", database_ops_at_commit]
+);
 
 /// Drops the tenant's schema or database, or deletes its rows from every
 /// table in `tenancy.rls_tables`; returns the audit details of `destroy`.
@@ -137,8 +185,8 @@ pub fn destroy(t: &Tenant) -> Value {
         }
         "database" => {
             let database = t.database_name.clone().unwrap_or_default();
-            on_loopback(&format!("DROP DATABASE IF EXISTS {}", quote(&database)));
-            json!({"database_name": database})
+            at_commit(t.id, "drop", &database);
+            json!({"database_name": database, "at": "commit"})
         }
         _ => json!({"rows_deleted": rls::delete_tenant_rows(t.id)}),
     }

@@ -10,6 +10,19 @@ CREATE EXTENSION dblink;
 SELECT identifier, isolation, schema_name, database_name
   FROM tenancy.create_tenant('own-db', 'Own database', isolation => 'database', id => '00000000-0000-7000-8000-0000000000db');
 SELECT datname FROM pg_database WHERE datname = 'tenant_own_db';
+-- CREATE and DROP DATABASE happen at COMMIT: a transaction that rolls back
+-- creates no database and drops none.
+BEGIN;
+SELECT identifier FROM tenancy.create_tenant('rolled-back', 'Rolled back', isolation => 'database');
+SELECT count(*) AS created_yet FROM pg_database WHERE datname = 'tenant_rolled_back';
+ROLLBACK;
+SELECT count(*) AS created FROM pg_database WHERE datname = 'tenant_rolled_back';
+SELECT count(*) AS queued FROM tenancy.database_ops;
+BEGIN;
+SET LOCAL tenancy.soft_delete = off;
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000db', destroy_data => true);
+ROLLBACK;
+SELECT datname AS still_there FROM pg_database WHERE datname = 'tenant_own_db';
 -- A database of that name already there: 23505.
 CREATE DATABASE tenant_taken;
 SELECT tenancy.create_tenant('taken', 'Taken', isolation => 'database');
