@@ -4,6 +4,7 @@
 #   2. in-backend tests                                       cargo pgrx test pg15
 #   3. the pg_regress suite                                   tests/pg_regress
 #   4. the isolation specs (concurrent sessions)              tests/isolation
+#      and fault injection (killed backends)                  tests/faults
 #   5. the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
 #   6. the crate type-checks for pg13..pg18                   scripts/check-features.sh
 # PostgreSQL always runs as the user postgres, on loopback, in throwaway
@@ -66,7 +67,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
 fi
 
 # The suites below run against the normal (non-test) build of the extension.
-if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = bench ]; then
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
   if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
     tail -30 "$work/install.log"; count install 0 1
@@ -105,6 +106,14 @@ if [ "$only" = all ] || [ "$only" = isolation ]; then
   [ -f "$out/output_iso/regression.diffs" ] && head -200 "$out/output_iso/regression.diffs"
   [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
   count isolation "$p" "$f"
+fi
+
+if [ "$only" = all ] || [ "$only" = faults ]; then
+  echo "== fault injection"
+  bash tests/faults/run.sh | tee "$work/faults.log"
+  read -r p f < <(regress_counts "$work/faults.log")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  count faults "$p" "$f"
 fi
 
 if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
