@@ -115,15 +115,6 @@ fn revoke_schema(schema: &str, role: &str) {
     ));
 }
 
-fn schema_exists(schema: &str) -> bool {
-    db::query_one(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
-        Mode::Write,
-        &[schema.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false)
-}
 
 /// Names of roles that may act for the tenant through a grant (directly or
 /// through an all-tenants grant), to give a new schema tenant's schema to.
@@ -171,7 +162,7 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         |_| (),
     );
     if let Some(schema) = &t.schema_name {
-        if schema_exists(schema) {
+        if crate::provision::schema_exists(schema) {
             grant_schema(schema, &name);
         }
     }
@@ -202,7 +193,7 @@ fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
     )
     .unwrap_or(false);
     if let Some(schema) = &t.schema_name {
-        if !still_all && schema_exists(schema) {
+        if !still_all && crate::provision::schema_exists(schema) {
             revoke_schema(schema, &name);
         }
     }
@@ -224,7 +215,7 @@ fn grant_all_tenants(role: Option<RegRole>) {
         |_| (),
     );
     for schema in schema_tenants() {
-        if schema_exists(&schema) {
+        if crate::provision::schema_exists(&schema) {
             grant_schema(&schema, &name);
         }
     }
@@ -255,7 +246,7 @@ fn revoke_all_tenants(role: Option<RegRole>) {
         |r| r.must::<String>(1),
     );
     for schema in schema_tenants() {
-        if !kept.contains(&schema) && schema_exists(&schema) {
+        if !kept.contains(&schema) && crate::provision::schema_exists(&schema) {
             revoke_schema(&schema, &name);
         }
     }

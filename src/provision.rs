@@ -53,7 +53,7 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
     }
 }
 
-fn schema_exists(schema: &str) -> bool {
+pub fn schema_exists(schema: &str) -> bool {
     db::query_one(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
         Mode::Write,

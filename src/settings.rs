@@ -55,8 +55,18 @@ pub fn schema_prefix() -> String {
 /// Sets a GUC exactly as `set_config(name, value, is_local)` would, at the
 /// caller's nesting level, so the usual transactional rules apply.
 pub fn set(name: &CStr, value: &str, is_local: bool) {
-    let value = CString::new(value).unwrap_or_default();
     let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    set_with(name, value, action);
+}
+
+/// Sets a GUC for the current GUC nesting level only (what a function's SET
+/// clause does): `AtEOXact_GUC(true, level)` restores the previous value.
+fn set_saved(name: &CStr, value: &str) {
+    set_with(name, value, pg_sys::GucAction::GUC_ACTION_SAVE);
+}
+
+fn set_with(name: &CStr, value: &str, action: pg_sys::GucAction::Type) {
+    let value = CString::new(value).unwrap_or_default();
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),
@@ -64,24 +74,6 @@ pub fn set(name: &CStr, value: &str, is_local: bool) {
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             action,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
-        );
-    }
-}
-
-/// Sets a GUC for the current GUC nesting level only (what a function's SET
-/// clause does): `AtEOXact_GUC(true, level)` restores the previous value.
-pub fn set_saved(name: &CStr, value: &str) {
-    let value = CString::new(value).unwrap_or_default();
-    unsafe {
-        pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
             PgLogLevel::ERROR as i32,
             false,
@@ -110,73 +102,61 @@ pub fn get(name: &CStr) -> String {
     }
 }
 
-/// Makes a failing check hook's message say why (the SQLSTATE is already
-/// 22023, invalid_parameter_value, PostgreSQL's default for check hooks).
-unsafe fn reject(detail: String) -> bool {
-    let c = CString::new(detail).unwrap_or_default();
-    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
-    pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
-    false
+/// Defines a string GUC check hook from a rule on the proposed value; a
+/// refusal becomes the error's DETAIL (the SQLSTATE is 22023,
+/// invalid_parameter_value, PostgreSQL's code for failing check hooks).
+macro_rules! check_hook {
+    ($name:ident, $rule:expr) => {
+        #[pg_guard]
+        unsafe extern "C-unwind" fn $name(
+            newval: *mut *mut std::ffi::c_char,
+            _extra: *mut *mut std::ffi::c_void,
+            _source: pg_sys::GucSource::Type,
+        ) -> bool {
+            let proposed = if newval.is_null() || (*newval).is_null() {
+                ""
+            } else {
+                CStr::from_ptr(*newval).to_str().unwrap_or("\u{fffd}")
+            };
+            let rule: fn(&str) -> Result<(), String> = $rule;
+            match rule(proposed) {
+                Ok(()) => true,
+                Err(detail) => {
+                    let c = CString::new(detail).unwrap_or_default();
+                    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+                    pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
+                    false
+                }
+            }
+        }
+    };
 }
 
-/// Reads the proposed value of a string GUC in a check hook.
-unsafe fn proposed<'a>(newval: *mut *mut std::ffi::c_char) -> &'a str {
-    if newval.is_null() || (*newval).is_null() {
-        return "";
-    }
-    CStr::from_ptr(*newval).to_str().unwrap_or("\u{fffd}")
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn check_tenant_id(
-    newval: *mut *mut std::ffi::c_char,
-    _extra: *mut *mut std::ffi::c_void,
-    _source: pg_sys::GucSource::Type,
-) -> bool {
-    let v = proposed(newval);
+check_hook!(check_tenant_id, |v| {
     if v.is_empty() || validate::parse_pg_uuid(v).is_some() {
-        true
+        Ok(())
     } else {
-        reject("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.".into())
+        Err("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.".into())
     }
-}
+});
 
-#[pg_guard]
-unsafe extern "C-unwind" fn check_default_isolation(
-    newval: *mut *mut std::ffi::c_char,
-    _extra: *mut *mut std::ffi::c_void,
-    _source: pg_sys::GucSource::Type,
-) -> bool {
-    if DEFAULT_ISOLATION_VALUES.contains(&proposed(newval)) {
-        true
+check_hook!(check_default_isolation, |v| {
+    if DEFAULT_ISOLATION_VALUES.contains(&v) {
+        Ok(())
     } else {
-        reject("Valid values are rls, schema, database and hybrid.".into())
+        Err("Valid values are rls, schema, database and hybrid.".into())
     }
-}
+});
 
-#[pg_guard]
-unsafe extern "C-unwind" fn check_premium_tiers(
-    newval: *mut *mut std::ffi::c_char,
-    _extra: *mut *mut std::ffi::c_void,
-    _source: pg_sys::GucSource::Type,
-) -> bool {
-    match validate::parse_tier_list(proposed(newval)) {
-        Ok(_) => true,
-        Err(why) => reject(format!("A comma-separated list of tiers is expected, but {why}.")),
-    }
-}
+check_hook!(check_premium_tiers, |v| {
+    validate::parse_tier_list(v)
+        .map(|_| ())
+        .map_err(|why| format!("A comma-separated list of tiers is expected, but {why}."))
+});
 
-#[pg_guard]
-unsafe extern "C-unwind" fn check_schema_prefix(
-    newval: *mut *mut std::ffi::c_char,
-    _extra: *mut *mut std::ffi::c_void,
-    _source: pg_sys::GucSource::Type,
-) -> bool {
-    match validate::check_schema_prefix(proposed(newval)) {
-        Ok(()) => true,
-        Err(why) => reject(format!("The schema prefix is invalid: {why}.")),
-    }
-}
+check_hook!(check_schema_prefix, |v| {
+    validate::check_schema_prefix(v).map_err(|why| format!("The schema prefix is invalid: {why}."))
+});
 
 pub fn init() {
     unsafe {
