@@ -45,6 +45,7 @@ DECLARE
     tenant uuid;
     result jsonb;
 BEGIN
+    PERFORM tenancy.migration_check_outside_block();
     FOR tenant IN SELECT tenancy.migration_targets() LOOP
         result := tenancy.migrate_tenant(tenant);
         IF result->>'failed' IS NOT NULL THEN

@@ -93,7 +93,7 @@ fn quote(ident: &str) -> String {
 
 /// Lets `role` use a schema tenant's schema and its tables, now and for the
 /// tables later migrations create (which run as the extension owner).
-pub fn grant_schema(schema: &str, role: &str) {
+fn grant_schema(schema: &str, role: &str) {
     let (s, r) = (quote(schema), quote(role));
     db::execute_dynamic(&format!(
         "GRANT USAGE ON SCHEMA {s} TO {r};
@@ -115,10 +115,53 @@ fn revoke_schema(schema: &str, role: &str) {
     ));
 }
 
+fn database_exists(database: &str) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1)",
+        Mode::Write,
+        &[database.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+/// Opens or closes `role`'s way to the tenant's own schema or database.
+/// RLS tenants have none: their rows are guarded by the policy, which checks
+/// the grant and the status on every statement.
+fn set_data_access(t: &Tenant, role: &str, open: bool) {
+    if let Some(schema) = t.schema_name.as_deref().filter(|s| crate::provision::schema_exists(s)) {
+        if open { grant_schema(schema, role) } else { revoke_schema(schema, role) }
+    }
+    if let Some(database) = t.database_name.as_deref().filter(|d| database_exists(d)) {
+        let (d, r) = (quote(database), quote(role));
+        if open {
+            db::execute_dynamic(&format!("GRANT CONNECT, TEMPORARY ON DATABASE {d} TO {r}"));
+        } else {
+            db::execute_dynamic(&format!("REVOKE CONNECT, TEMPORARY ON DATABASE {d} FROM {r}"));
+        }
+    }
+}
+
+/// Makes the privileges on the tenant's schema or database match its grants
+/// and its status: open to every grantee while the tenant is active, closed
+/// to all of them otherwise (so a suspended or deleted schema tenant cannot
+/// be read by naming its schema).  PUBLIC never has them.
+pub fn sync_data_access(t: &Tenant) {
+    if t.schema_name.is_none() && t.database_name.is_none() {
+        return;
+    }
+    if let Some(database) = t.database_name.as_deref().filter(|d| database_exists(d)) {
+        db::execute_dynamic(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote(database)));
+    }
+    let open = t.status == "active";
+    for role in grantees_of(t.id) {
+        set_data_access(t, &role, open);
+    }
+}
 
 /// Names of roles that may act for the tenant through a grant (directly or
-/// through an all-tenants grant), to give a new schema tenant's schema to.
-pub fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
+/// through an all-tenants grant).
+fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
     db::query(
         "SELECT DISTINCT r.rolname::text FROM tenancy.tenant_grants g
            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) g.role::oid
@@ -129,13 +172,32 @@ pub fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
     )
 }
 
-fn schema_tenants() -> Vec<String> {
+/// Whether `role` is still granted the tenant, directly or through an
+/// all-tenants grant.
+fn still_granted(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
+    db::query_one(
+        "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
+                         WHERE g.role::oid OPERATOR(pg_catalog.=) $1
+                           AND (g.tenant_id OPERATOR(pg_catalog.=) $2 OR g.tenant_id IS NULL))",
+        Mode::Write,
+        &[role.into(), tenant_id.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
+}
+
+/// Tenants with a schema or database of their own, not deleted.
+fn tenants_with_a_home() -> Vec<Tenant> {
     db::query(
-        "SELECT t.schema_name::text FROM tenancy.tenants t
-          WHERE t.schema_name IS NOT NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted'",
+        concat!(
+            "SELECT ", crate::tenant_cols!(), " FROM tenancy.tenants t
+              WHERE (t.schema_name IS NOT NULL OR t.database_name IS NOT NULL)
+                AND t.status OPERATOR(pg_catalog.<>) 'deleted'
+              ORDER BY t.id"
+        ),
         Mode::Write,
         &[],
-        |r| r.must::<String>(1),
+        Tenant::from_row,
     )
 }
 
@@ -161,11 +223,7 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         &[role.into(), t.id.into()],
         |_| (),
     );
-    if let Some(schema) = &t.schema_name {
-        if crate::provision::schema_exists(schema) {
-            grant_schema(schema, &name);
-        }
-    }
+    set_data_access(&t, &name, t.status == "active");
     if !inserted.is_empty() {
         audit::record_one(Event::new(t.id, &t.identifier, "grant", json!({"role": name})));
     }
@@ -184,18 +242,8 @@ fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         &[role.into(), t.id.into()],
         |_| (),
     );
-    let still_all = db::query_one(
-        "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
-                         WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND g.tenant_id IS NULL)",
-        Mode::Write,
-        &[role.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false);
-    if let Some(schema) = &t.schema_name {
-        if !still_all && crate::provision::schema_exists(schema) {
-            revoke_schema(schema, &name);
-        }
+    if !still_granted(role, t.id) {
+        set_data_access(&t, &name, false);
     }
     if !deleted.is_empty() {
         audit::record_one(Event::new(t.id, &t.identifier, "revoke", json!({"role": name})));
@@ -214,10 +262,8 @@ fn grant_all_tenants(role: Option<RegRole>) {
         &[role.into()],
         |_| (),
     );
-    for schema in schema_tenants() {
-        if crate::provision::schema_exists(&schema) {
-            grant_schema(&schema, &name);
-        }
+    for t in tenants_with_a_home() {
+        set_data_access(&t, &name, t.status == "active");
     }
     if !inserted.is_empty() {
         audit::record_one(Event::all_tenants("grant", json!({"role": name, "all_tenants": true})));
@@ -236,18 +282,10 @@ fn revoke_all_tenants(role: Option<RegRole>) {
         &[role.into()],
         |_| (),
     );
-    // Keep the schemas of tenants still granted one by one.
-    let kept: Vec<String> = db::query(
-        "SELECT t.schema_name::text FROM tenancy.tenant_grants g
-           JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) g.tenant_id
-          WHERE g.role::oid OPERATOR(pg_catalog.=) $1 AND t.schema_name IS NOT NULL",
-        Mode::Write,
-        &[role.into()],
-        |r| r.must::<String>(1),
-    );
-    for schema in schema_tenants() {
-        if !kept.contains(&schema) && crate::provision::schema_exists(&schema) {
-            revoke_schema(&schema, &name);
+    // Tenants still granted one by one keep their access.
+    for t in tenants_with_a_home() {
+        if !still_granted(role, t.id) {
+            set_data_access(&t, &name, false);
         }
     }
     if !deleted.is_empty() {

@@ -161,8 +161,16 @@ pub fn execute_dynamic(sql: &str) {
     let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
     Spi::connect(|_client| unsafe {
         let rc = pg_sys::SPI_execute(text.as_ptr(), false, 0);
-        if rc < 0 {
-            errors::internal(format!("SPI_execute failed ({rc})"));
+        match rc {
+            pg_sys::SPI_ERROR_TRANSACTION => errors::TenancyError::new(
+                pgrx::PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+                "transaction control statements are not allowed in tenancy's SQL (a migration runs inside the tenant's transaction)",
+            )
+            .hint("Remove BEGIN, COMMIT, ROLLBACK and SAVEPOINT from the migration.")
+            .raise(),
+            pg_sys::SPI_ERROR_COPY => errors::unsupported("COPY to or from the client is not allowed in a migration").raise(),
+            rc if rc < 0 => errors::internal(format!("SPI_execute failed ({rc})")),
+            _ => {}
         }
     })
 }

@@ -34,7 +34,8 @@ extension_sql_file!(
         migrations::migration_targets,
         migrations::migration_claim,
         migrations::migration_apply,
-        migrations::migration_finish
+        migrations::migration_finish,
+        migrations::migration_check_outside_block
     ]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
+use crate::access;
 use crate::audit::{self, change, Event};
 use crate::catalog::{isolation, tenant_status};
 use crate::db::{self, Mode};
@@ -270,6 +271,7 @@ fn change_status(t: &Tenant, status: &str) -> Option<Tenant> {
         Tenant::from_row,
     )
     .unwrap_or_else(|| errors::tenant_not_found(t.id).raise());
+    access::sync_data_access(&updated);
     Some(updated)
 }
 
@@ -340,8 +342,11 @@ fn bulk_set_status(
                 SET status = $2::tenancy.tenant_status,
                     updated_at = GREATEST(pg_catalog.now(), t.created_at)
               WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[])",
-            &[changing_ids.into(), status.into()],
+            &[changing_ids.clone().into(), status.into()],
         );
+        for t in tenants::by_ids(changing_ids.iter().map(|id| Some(*id)).collect(), Mode::Write) {
+            access::sync_data_access(&t);
+        }
         audit::record(
             changing
                 .iter()

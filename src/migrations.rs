@@ -115,6 +115,20 @@ pub fn apply_all(t: &Tenant, schema: &str) -> Vec<String> {
     names
 }
 
+/// Refuses to start `CALL tenancy.migrate()` inside a transaction block: it
+/// commits once per tenant, which only a CALL in its own transaction can do.
+#[pg_extern(volatile, requires = ["isolation_catalog"])]
+fn migration_check_outside_block() {
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        errors::TenancyError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "CALL tenancy.migrate() cannot run inside a transaction block",
+        )
+        .hint("It commits once per tenant; CALL it on its own, or use SELECT tenancy.migrate_tenant(id) inside a transaction.")
+        .raise();
+    }
+}
+
 /// Schema tenants that are not deleted and have a migration pending, oldest first.
 #[pg_extern(stable, security_definer, requires = ["isolation_catalog"])]
 #[search_path(pg_catalog, pg_temp)]

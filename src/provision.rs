@@ -36,13 +36,17 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
         isolation::database => {
             let database = database.unwrap_or_default();
             if dblink_schema().is_none() {
-                errors::unsupported("database isolation needs the dblink extension, which is not installed in this database")
-                    .detail(format!(
-                        "To create this tenant's database by hand, run as a superuser: CREATE DATABASE {};",
-                        quote(database)
-                    ))
-                    .hint("CREATE EXTENSION dblink; then call create_tenant again.")
-                    .raise();
+                // Without dblink the database is made by hand, then adopted.
+                if !database_exists(database) {
+                    errors::unsupported("database isolation needs the dblink extension, which is not installed in this database")
+                        .detail(format!(
+                            "To create this tenant's database by hand, run as a superuser: CREATE DATABASE {};",
+                            quote(database)
+                        ))
+                        .hint("Run that, then call create_tenant again; or CREATE EXTENSION dblink and tenancy creates it.")
+                        .raise();
+                }
+                return;
             }
             if database_exists(database) {
                 errors::duplicate(format!("database \"{database}\" already exists"))
@@ -113,13 +117,16 @@ pub fn provision(t: &Tenant) -> Option<Value> {
         db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
         // Roles granted all tenants get the schema before its tables exist,
         // so default privileges cover what the migrations create.
-        for role in access::grantees_of(t.id) {
-            access::grant_schema(schema, &role);
-        }
+        access::sync_data_access(t);
         let applied = migrations::apply_all(t, schema);
         return Some(json!({"schema_name": schema, "migrations": applied}));
     }
     if let Some(database) = &t.database_name {
+        if dblink_schema().is_none() {
+            // Made by hand (check_available saw it): adopt it as it is.
+            access::sync_data_access(t);
+            return Some(json!({"database_name": database, "adopted": true}));
+        }
         at_commit(t.id, "create", database);
         return Some(json!({"database_name": database, "at": "commit"}));
     }
@@ -147,6 +154,7 @@ fn database_ops_at_commit<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
     let Some(row) = trigger.new() else { return Ok(None) };
     let id: i64 = row.get_by_name("id")?.unwrap_or_default();
+    let tenant: Option<pgrx::Uuid> = row.get_by_name("tenant_id")?;
     let op: String = row.get_by_name("op")?.unwrap_or_default();
     let database: String = row.get_by_name("database_name")?.unwrap_or_default();
     let statement = match op.as_str() {
@@ -155,6 +163,10 @@ fn database_ops_at_commit<'a>(
     };
     access::as_owner(|| {
         on_loopback(&statement);
+        // A new database is closed to PUBLIC and open to the tenant's grantees.
+        if let Some(t) = tenant.filter(|_| op == "create").and_then(|id| crate::tenants::find_by_id(id, Mode::Write)) {
+            access::sync_data_access(&t);
+        }
         db::execute("DELETE FROM tenancy.database_ops o WHERE o.id OPERATOR(pg_catalog.=) $1", &[id.into()]);
     });
     Ok(None)
@@ -185,6 +197,12 @@ pub fn destroy(t: &Tenant) -> Value {
         }
         "database" => {
             let database = t.database_name.clone().unwrap_or_default();
+            if dblink_schema().is_none() {
+                errors::unsupported("dropping a tenant's database needs the dblink extension, which is not installed in this database")
+                    .detail(format!("To drop it by hand, run as a superuser: DROP DATABASE {};", quote(&database)))
+                    .hint("Or CREATE EXTENSION dblink; then call delete_tenant again.")
+                    .raise();
+            }
             at_commit(t.id, "drop", &database);
             json!({"database_name": database, "at": "commit"})
         }

@@ -130,6 +130,29 @@ SELECT count(*) FROM orders;   -- BYPASSRLS sees every row, as PostgreSQL define
 RESET ROLE;
 SELECT tenancy.clear_tenant();
 
+-- A suspended schema tenant's schema is closed to its grantees, and opens
+-- again when it is activated.
+SELECT status FROM tenancy.suspend_tenant(:sa);
+SET ROLE tenancy_alice;
+\set VERBOSITY sqlstate
+SELECT * FROM tenant_schema_a.notes;
+\set VERBOSITY verbose
+RESET ROLE;
+SELECT status FROM tenancy.activate_tenant(:sa);
+SET ROLE tenancy_alice;
+SELECT * FROM tenant_schema_a.notes;
+RESET ROLE;
+SELECT identifier, status FROM tenancy.bulk_set_status(ARRAY[:sa, :sb]::uuid[], 'suspended');
+SET ROLE tenancy_ops;
+\set VERBOSITY sqlstate
+SELECT * FROM tenant_schema_b.notes;
+\set VERBOSITY verbose
+RESET ROLE;
+SELECT count(*) FROM tenancy.bulk_set_status(ARRAY[:sa, :sb]::uuid[], 'active');
+SET ROLE tenancy_ops;
+SELECT * FROM tenant_schema_b.notes;
+RESET ROLE;
+
 -- Revoking takes effect at once, also for a context already set.
 SET ROLE tenancy_alice;
 SELECT identifier FROM tenancy.set_tenant('tenant-a');

@@ -5,11 +5,26 @@
 CREATE EXTENSION tenancy;
 SELECT tenancy.create_tenant('own-db', 'Own database', isolation => 'database');
 SELECT count(*) FROM tenancy.tenants;
+-- Without dblink, a database made by hand is adopted.
+CREATE DATABASE tenant_by_hand;
+SELECT identifier, database_name FROM tenancy.create_tenant('by-hand', 'By hand', isolation => 'database', id => '00000000-0000-7000-8000-0000000000b0');
+SELECT has_database_privilege('public', 'tenant_by_hand', 'CONNECT') AS public_can_connect;
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000b0', destroy_data => true);
 
 CREATE EXTENSION dblink;
 SELECT identifier, isolation, schema_name, database_name
   FROM tenancy.create_tenant('own-db', 'Own database', isolation => 'database', id => '00000000-0000-7000-8000-0000000000db');
 SELECT datname FROM pg_database WHERE datname = 'tenant_own_db';
+-- The new database is closed to PUBLIC; a grant opens it, a suspension closes it.
+CREATE ROLE tenancy_db_user NOLOGIN;
+SELECT has_database_privilege('public', 'tenant_own_db', 'CONNECT') AS public_can_connect;
+SELECT tenancy.grant_tenant('tenancy_db_user', '00000000-0000-7000-8000-0000000000db');
+SELECT has_database_privilege('tenancy_db_user', 'tenant_own_db', 'CONNECT') AS granted_can_connect;
+SELECT status FROM tenancy.suspend_tenant('00000000-0000-7000-8000-0000000000db');
+SELECT has_database_privilege('tenancy_db_user', 'tenant_own_db', 'CONNECT') AS suspended_can_connect;
+SELECT status FROM tenancy.activate_tenant('00000000-0000-7000-8000-0000000000db');
+SELECT tenancy.revoke_tenant('tenancy_db_user', '00000000-0000-7000-8000-0000000000db');
+SELECT has_database_privilege('tenancy_db_user', 'tenant_own_db', 'CONNECT') AS revoked_can_connect;
 -- CREATE and DROP DATABASE happen at COMMIT: a transaction that rolls back
 -- creates no database and drops none.
 BEGIN;
@@ -35,3 +50,5 @@ SELECT action, details FROM tenancy.audit_log WHERE action IN ('provision', 'des
 
 DROP EXTENSION tenancy;
 DROP EXTENSION dblink;
+DROP DATABASE tenant_by_hand;
+DROP ROLE tenancy_db_user;

@@ -15,6 +15,11 @@ SELECT tenancy.add_migration('', 'SELECT 1');
 SELECT tenancy.add_migration('   ', 'SELECT 1');
 SELECT tenancy.add_migration(repeat('m', 64), 'SELECT 1');
 SELECT tenancy.add_migration('empty', ' ;; ');
+-- Transaction control inside a migration is refused when it runs.
+BEGIN;
+SELECT name FROM tenancy.add_migration('000_commits', 'CREATE TABLE x (a int); COMMIT;');
+SELECT tenancy.create_tenant('commits', 'Commits', isolation => 'schema');
+ROLLBACK;
 \set VERBOSITY sqlstate
 UPDATE tenancy.migrations SET sql = 'SELECT 1';
 DELETE FROM tenancy.migrations;
