@@ -60,22 +60,17 @@ fn role_name(role: pg_sys::Oid) -> String {
     }
 }
 
-/// True when `role` may act for the tenant.  Must run with catalog access
-/// (inside `as_owner` or a SECURITY DEFINER function).
+/// True when `role` may act for the tenant (reads the grants directly, with
+/// the latest snapshot, so a revoke counts at once).
 pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
     unsafe {
         if pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) {
             return true;
         }
     }
-    let granted = db::query(
-        "SELECT g.role::oid FROM tenancy.tenant_grants g
-          WHERE g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id IS NULL",
-        Mode::Latest,
-        &[tenant_id.into()],
-        |r| r.must::<pg_sys::Oid>(1),
-    );
-    granted.into_iter().any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
+    crate::direct::grantees(tenant_id, crate::direct::Snapshot::Latest)
+        .into_iter()
+        .any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
 }
 
 /// Raises 42501 unless `role` may act for `t`.

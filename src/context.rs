@@ -8,8 +8,8 @@
 //! for it), so a value set by hand never widens access.
 //!
 //! These functions are executable by PUBLIC and run as the caller, so they
-//! can change the caller's settings; they read the catalog through
-//! `access::as_owner`.
+//! can change the caller's settings; they read the catalog by index without
+//! SPI (`direct`), which checks no table privileges.
 
 use std::cell::RefCell;
 
@@ -17,7 +17,8 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::access;
-use crate::db::{self, Mode};
+use crate::db::Mode;
+use crate::direct;
 use crate::errors;
 use crate::settings;
 use crate::tenants::{self, Tenant};
@@ -64,7 +65,7 @@ fn parse_guc(text: &str) -> pgrx::Uuid {
 }
 
 /// Raises unless `t` may be the context of `role`: 55000 when not active,
-/// 42501 when the role may not act for it.  Runs inside `as_owner`.
+/// 42501 when the role may not act for it.
 fn check_usable(t: &Tenant, role: pg_sys::Oid) {
     if t.status != "active" {
         errors::wrong_state(format!("tenant \"{}\" is {}, not active", t.identifier, t.status))
@@ -81,13 +82,11 @@ fn context_tenant(role: pg_sys::Oid) -> Option<Tenant> {
         return None;
     }
     let id = parse_guc(&text);
-    access::as_owner(|| {
-        let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
-            errors::tenant_not_found(id).hint("tenancy.tenant_id names a tenant that does not exist.").raise()
-        });
-        check_usable(&t, role);
-        Some(t)
-    })
+    let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
+        errors::tenant_not_found(id).hint("tenancy.tenant_id names a tenant that does not exist.").raise()
+    });
+    check_usable(&t, role);
+    Some(t)
 }
 
 /// The current tenant's id, or NULL when no tenant is set.  Raises as
@@ -134,15 +133,9 @@ fn join_path(items: &[String]) -> String {
 /// or clearing, never leaves another tenant's schema on the path).
 fn path_without_tenant_schemas() -> (Vec<String>, bool) {
     let items = split_path(&settings::get(c"search_path"));
-    let tenant_schemas: Vec<String> = access::as_owner(|| {
-        db::query(
-            "SELECT t.schema_name::text FROM tenancy.tenants t WHERE t.schema_name::text OPERATOR(pg_catalog.=) ANY ($1::text[])",
-            Mode::Latest,
-            &[items.clone().into()],
-            |r| r.must::<String>(1),
-        )
-    });
-    let kept: Vec<String> = items.iter().filter(|s| !tenant_schemas.contains(s)).cloned().collect();
+    let is_tenant_schema =
+        |s: &String| s.len() < 64 && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
+    let kept: Vec<String> = items.iter().filter(|s| !is_tenant_schema(s)).cloned().collect();
     let changed = kept.len() != items.len();
     (kept, changed)
 }
@@ -155,15 +148,12 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> 
     let tenant = errors::required(tenant, "tenant");
     let is_local = errors::required(is_local, "is_local");
     let role = access::current_role();
-    let t = access::as_owner(|| {
-        let found = match validate::parse_pg_uuid(tenant) {
-            Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
-            None => tenants::find_by_identifier(tenant, Mode::Latest),
-        };
-        let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
-        check_usable(&t, role);
-        t
-    });
+    let found = match validate::parse_pg_uuid(tenant) {
+        Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
+        None => tenants::find_by_identifier(tenant, Mode::Latest),
+    };
+    let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
+    check_usable(&t, role);
     settings::set(settings::TENANT_ID_GUC, &t.id.to_string(), is_local);
     let (mut path, changed) = path_without_tenant_schemas();
     if let Some(schema) = &t.schema_name {

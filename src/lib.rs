@@ -15,6 +15,7 @@ mod audit;
 mod catalog;
 mod context;
 mod db;
+mod direct;
 mod errors;
 mod lifecycle;
 mod migrations;
@@ -60,3 +61,4 @@ pub mod pg_test {
         vec![]
     }
 }
+

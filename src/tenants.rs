@@ -11,6 +11,7 @@ use pgrx::AllocatedByRust;
 
 use crate::catalog::tenant_status;
 use crate::db::{self, Mode};
+use crate::direct;
 use crate::errors::{self, required};
 
 pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
@@ -49,7 +50,20 @@ impl Tenant {
     }
 }
 
+/// Which snapshot a lookup in `mode` reads with, when it can skip SPI.
+fn direct_snapshot(mode: Mode) -> Option<direct::Snapshot> {
+    match mode {
+        Mode::Read => Some(direct::Snapshot::Statement),
+        Mode::Latest => Some(direct::Snapshot::Latest),
+        // A writer must see its own earlier changes: that takes SPI's command counter.
+        Mode::Write => None,
+    }
+}
+
 pub fn find_by_id(id: pgrx::Uuid, mode: Mode) -> Option<Tenant> {
+    if let Some(snapshot) = direct_snapshot(mode) {
+        return direct::tenant(direct::Key::Id(id), snapshot);
+    }
     db::query_one(
         concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1"),
         mode,
@@ -59,6 +73,9 @@ pub fn find_by_id(id: pgrx::Uuid, mode: Mode) -> Option<Tenant> {
 }
 
 pub fn find_by_identifier(identifier: &str, mode: Mode) -> Option<Tenant> {
+    if let Some(snapshot) = direct_snapshot(mode) {
+        return direct::tenant(direct::Key::Identifier(identifier), snapshot);
+    }
     db::query_one(
         concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.identifier OPERATOR(pg_catalog.=) $1"),
         mode,

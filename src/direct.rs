@@ -1,0 +1,203 @@
+//! Index lookups of `tenancy.tenants` and `tenancy.tenant_grants` without
+//! SPI: the hot paths (`current_tenant_id()` once per statement, `set_tenant`
+//! once per request, `tenant_by_identifier`, `tenant`) cost an index probe
+//! instead of an executor start-up.
+//!
+//! This reads the tables the way PostgreSQL reads its own catalogs
+//! (`systable_beginscan` over a unique index, with an MVCC snapshot), and
+//! like a catalog read it checks no table privileges: callers are either
+//! SECURITY DEFINER functions or the context checks, which decide access
+//! themselves.  Everything else goes through SQL (`db`).
+
+use std::ffi::CStr;
+
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::tenants::Tenant;
+
+/// Which snapshot a lookup reads with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// The calling statement's snapshot (STABLE functions).
+    Statement,
+    /// The latest committed state (what a security check should see), or the
+    /// statement's inside a parallel operation.
+    Latest,
+}
+
+pub enum Key<'a> {
+    Id(pgrx::Uuid),
+    Identifier(&'a str),
+    SchemaName(&'a str),
+}
+
+fn relation_oid(name: &CStr) -> pg_sys::Oid {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
+        let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
+        if oid == pg_sys::InvalidOid {
+            crate::errors::internal(format!("relation tenancy.{} is missing", name.to_string_lossy()));
+        }
+        oid
+    }
+}
+
+unsafe fn snapshot(which: Snapshot) -> pg_sys::Snapshot {
+    if which == Snapshot::Latest && !pg_sys::IsInParallelMode() {
+        pg_sys::GetLatestSnapshot()
+    } else {
+        pg_sys::GetActiveSnapshot()
+    }
+}
+
+/// Attribute number of `column` in `desc` (1-based).
+unsafe fn attno(desc: pg_sys::TupleDesc, column: &str) -> i16 {
+    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    for (i, a) in attrs.iter().enumerate() {
+        if !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == column.as_bytes() {
+            return (i + 1) as i16;
+        }
+    }
+    crate::errors::internal(format!("column {column} is missing"))
+}
+
+/// Scans `table` through `index` for rows whose `column` equals `value`
+/// (compared with `eq_proc`, in the index column's collation) or, with
+/// `value` None, is NULL; calls `each` on every visible row.
+unsafe fn scan(
+    table: &CStr,
+    index: &CStr,
+    column: &str,
+    eq_proc: u32,
+    value: Option<pg_sys::Datum>,
+    which: Snapshot,
+    mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
+) {
+    let rel = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let desc = (*rel).rd_att;
+    let index_oid = relation_oid(index);
+    let collation = (*desc).attrs.as_slice((*desc).natts as usize)[attno(desc, column) as usize - 1].attcollation;
+    let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+    match value {
+        Some(v) => pg_sys::ScanKeyEntryInitialize(
+            &mut key,
+            0,
+            attno(desc, column),
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::InvalidOid,
+            collation,
+            pg_sys::Oid::from(eq_proc),
+            v,
+        ),
+        None => pg_sys::ScanKeyEntryInitialize(
+            &mut key,
+            (pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32,
+            attno(desc, column),
+            0 /* InvalidStrategy */,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(0usize),
+        ),
+    }
+    let sysscan = pg_sys::systable_beginscan(rel, index_oid, true, snapshot(which), 1, &mut key);
+    loop {
+        let tuple = pg_sys::systable_getnext(sysscan);
+        if tuple.is_null() {
+            break;
+        }
+        each(tuple, desc);
+    }
+    pg_sys::systable_endscan(sysscan);
+    // Keep the lock until the end of the transaction, as a query would.
+    pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+}
+
+unsafe fn text_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: &str) -> Option<String> {
+    let mut is_null = false;
+    let d = pg_sys::heap_getattr(tuple, attno(desc, column) as i32, desc, &mut is_null);
+    if is_null {
+        None
+    } else {
+        String::from_datum(d, false)
+    }
+}
+
+unsafe fn name_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: &str) -> Option<String> {
+    let mut is_null = false;
+    let d = pg_sys::heap_getattr(tuple, attno(desc, column) as i32, desc, &mut is_null);
+    if is_null {
+        None
+    } else {
+        Some(CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>()).to_string_lossy().into_owned())
+    }
+}
+
+unsafe fn enum_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: &str) -> String {
+    let mut is_null = false;
+    let d = pg_sys::heap_getattr(tuple, attno(desc, column) as i32, desc, &mut is_null);
+    if is_null {
+        return String::new();
+    }
+    pgrx::enum_helper::lookup_enum_by_oid(pg_sys::Oid::from(d.value() as u32)).0
+}
+
+/// One tenant by id, identifier or schema name.
+pub fn tenant(key: Key, which: Snapshot) -> Option<Tenant> {
+    let mut found = None;
+    unsafe {
+        let (index, column, eq, value): (&CStr, &str, u32, pg_sys::Datum) = match key {
+            Key::Id(id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, id.into_datum().unwrap_or(pg_sys::Datum::from(0usize))),
+            Key::Identifier(s) => {
+                (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, s.into_datum().unwrap_or(pg_sys::Datum::from(0usize)))
+            }
+            Key::SchemaName(s) => (
+                c"tenants_schema_name_key",
+                "schema_name",
+                pg_sys::F_NAMEEQ,
+                crate::sqltypes::Name(s.to_string()).into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
+            ),
+        };
+        scan(c"tenants", index, column, eq, Some(value), which, |tuple, desc| {
+            if found.is_some() {
+                return;
+            }
+            let datum = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+            let Some(row) = PgHeapTuple::from_datum(datum, false) else { return };
+            found = Some(Tenant {
+                row,
+                id: pgrx::Uuid::from_datum(
+                    pg_sys::heap_getattr(tuple, attno(desc, "id") as i32, desc, &mut false),
+                    false,
+                )
+                .unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16])),
+                identifier: text_field(tuple, desc, "identifier").unwrap_or_default(),
+                status: enum_field(tuple, desc, "status"),
+                isolation: enum_field(tuple, desc, "isolation"),
+                schema_name: name_field(tuple, desc, "schema_name"),
+                database_name: name_field(tuple, desc, "database_name"),
+            });
+        });
+    }
+    found
+}
+
+/// The roles granted this tenant, directly or through an all-tenants grant.
+pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
+    let mut roles = Vec::new();
+    unsafe {
+        let id = tenant.into_datum().unwrap_or(pg_sys::Datum::from(0usize));
+        for value in [Some(id), None] {
+            scan(c"tenant_grants", c"tenant_grants_tenant_idx", "tenant_id", pg_sys::F_UUID_EQ, value, which, |tuple, desc| {
+                let mut is_null = false;
+                let d = pg_sys::heap_getattr(tuple, attno(desc, "role") as i32, desc, &mut is_null);
+                if !is_null {
+                    roles.push(pg_sys::Oid::from(d.value() as u32));
+                }
+            });
+        }
+    }
+    roles
+}
