@@ -107,17 +107,19 @@ fn check_limit(value: Option<i32>, arg: &str) -> i64 {
     v as i64
 }
 
+// `tenant`, `tenant_by_identifier` and `tenant_exists` run no SQL (an index
+// probe through `direct`), so they need neither SECURITY DEFINER nor a pinned
+// search_path: EXECUTE, revoked from PUBLIC, is what guards them.
+
 /// One tenant by id, or P0002.
-#[pg_extern(stable, security_definer, requires = ["catalog"])]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(stable, requires = ["catalog"])]
 fn tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
     let id = required(id, "id");
     find_by_id(id, Mode::Read).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row
 }
 
 /// One tenant by identifier, or P0002.
-#[pg_extern(stable, security_definer, requires = ["catalog"])]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(stable, requires = ["catalog"])]
 fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenants") {
     let identifier = required(identifier, "identifier");
     find_by_identifier(identifier, Mode::Read)
@@ -177,17 +179,9 @@ fn count_tenants(status: default!(Option<tenant_status>, "NULL")) -> i64 {
 }
 
 /// Whether a tenant with this id exists (in any status).
-#[pg_extern(stable, security_definer, requires = ["catalog"])]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(stable, requires = ["catalog"])]
 fn tenant_exists(id: Option<pgrx::Uuid>) -> bool {
-    let id = required(id, "id");
-    db::query_one(
-        "SELECT EXISTS (SELECT FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1)",
-        Mode::Read,
-        &[id.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false)
+    find_by_id(required(id, "id"), Mode::Read).is_some()
 }
 
 /// Case-insensitive substring search over identifier and name, ranked: exact
