@@ -52,15 +52,21 @@ unsafe fn snapshot(which: Snapshot) -> pg_sys::Snapshot {
     }
 }
 
-/// Attribute number of `column` in `desc` (1-based).
-unsafe fn attno(desc: pg_sys::TupleDesc, column: &str) -> i16 {
-    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-    for (i, a) in attrs.iter().enumerate() {
+/// The attribute of `column` in `desc`, and its number (1-based).
+unsafe fn attribute(desc: pg_sys::TupleDesc, column: &str) -> (i16, pg_sys::Oid) {
+    // pgrx's PgTupleDesc reads the attribute array the way each PostgreSQL
+    // version lays it out (PostgreSQL 18 moved it).
+    let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+    for (i, a) in tupdesc.iter().enumerate() {
         if !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == column.as_bytes() {
-            return (i + 1) as i16;
+            return ((i + 1) as i16, a.attcollation);
         }
     }
     crate::errors::internal(format!("column {column} is missing"))
+}
+
+unsafe fn attno(desc: pg_sys::TupleDesc, column: &str) -> i16 {
+    attribute(desc, column).0
 }
 
 /// Scans `table` through `index` for rows whose `column` equals `value`
@@ -78,7 +84,7 @@ unsafe fn scan(
     let rel = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let desc = (*rel).rd_att;
     let index_oid = relation_oid(index);
-    let collation = (*desc).attrs.as_slice((*desc).natts as usize)[attno(desc, column) as usize - 1].attcollation;
+    let collation = attribute(desc, column).1;
     let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
     match value {
         Some(v) => pg_sys::ScanKeyEntryInitialize(
