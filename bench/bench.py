@@ -196,9 +196,9 @@ class Bench:
         self.load_tenants(db, 10)
         tid = self.c.psql(db, "SELECT id FROM tenancy.tenants WHERE identifier = 'tenant-1'")
         a = ("\\set r random(1, 100)\n"
-             f"SELECT 1 FROM tenancy.merge_metadata('{tid}', jsonb_build_object('k' || :r, :r));\n")
+             f"SELECT 1 FROM tenancy.merge_metadata('{tid}', jsonb_build_object('k' || :r, :r::int));\n")
         b = ("\\set r random(1, 100)\n"
-             f"UPDATE tenancy.tenants SET metadata = metadata || jsonb_build_object('k' || :r, :r), updated_at = now() WHERE id = '{tid}';\n")
+             f"UPDATE tenancy.tenants SET metadata = metadata || jsonb_build_object('k' || :r, :r::int), updated_at = now() WHERE id = '{tid}';\n")
         ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 8, self.seconds)[0],
                             lambda: self.c.pgbench(db, b, 8, self.seconds)[0])
         self.add("`merge_metadata`, 8 clients on one tenant", ta, tb, "ops/s", 0.9, "Index Scan (pkey)")
