@@ -142,13 +142,22 @@ fn set_data_access(t: &Tenant, role: &str, open: bool) {
 /// to all of them otherwise (so a suspended or deleted schema tenant cannot
 /// be read by naming its schema).  PUBLIC never has them.
 pub fn sync_data_access(t: &Tenant) {
+    set_all_data_access(t, t.status == "active");
+}
+
+/// Closes the tenant's schema or database to every grantee (for a tenant
+/// whose row is about to go: its grants go with it).
+pub fn close_data_access(t: &Tenant) {
+    set_all_data_access(t, false);
+}
+
+fn set_all_data_access(t: &Tenant, open: bool) {
     if t.schema_name.is_none() && t.database_name.is_none() {
         return;
     }
     if let Some(database) = t.database_name.as_deref().filter(|d| database_exists(d)) {
         db::execute_dynamic(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote(database)));
     }
-    let open = t.status == "active";
     for role in grantees_of(t.id) {
         set_data_access(t, &role, open);
     }

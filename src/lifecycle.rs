@@ -252,6 +252,12 @@ fn illegal_transition(t: &Tenant, to: &str) -> ! {
 
 /// Moves one locked tenant to `status`; None when it already had it.
 fn change_status(t: &Tenant, status: &str) -> Option<Tenant> {
+    change_status_and_access(t, status, true)
+}
+
+/// `change_status`, optionally leaving the privileges on the tenant's schema
+/// or database alone (when they are about to be dropped anyway).
+fn change_status_and_access(t: &Tenant, status: &str, sync_access: bool) -> Option<Tenant> {
     if t.status == status {
         return None;
     }
@@ -271,7 +277,9 @@ fn change_status(t: &Tenant, status: &str) -> Option<Tenant> {
         Tenant::from_row,
     )
     .unwrap_or_else(|| errors::tenant_not_found(t.id).raise());
-    access::sync_data_access(&updated);
+    if sync_access {
+        access::sync_data_access(&updated);
+    }
     Some(updated)
 }
 
@@ -441,16 +449,23 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
     let destroy_data = required(destroy_data, "destroy_data");
     let t = tenants::lock(id);
     let mut events = Vec::new();
+    // A database about to be dropped over the loopback connection must not
+    // have its pg_database row changed by this transaction first (the DROP
+    // would wait for this transaction, which waits for the DROP).
+    let keep_privileges = destroy_data && t.database_name.is_some();
     if settings::soft_delete() {
         let old_status = t.status.clone();
         if old_status != "deleted" && !validate::transition_allowed(&old_status, "deleted") {
             illegal_transition(&t, "deleted");
         }
         if old_status != "deleted" {
-            change_status(&t, "deleted");
+            change_status_and_access(&t, "deleted", !keep_privileges);
             events.push(Event::new(id, &t.identifier, "delete", json!({"soft": true, "status": change(old_status, "deleted")})));
         }
     } else {
+        if !keep_privileges {
+            access::close_data_access(&t);
+        }
         let row = db::query_one(
             "DELETE FROM tenancy.tenants AS t WHERE t.id OPERATOR(pg_catalog.=) $1 RETURNING pg_catalog.to_jsonb(t)",
             Mode::Write,

@@ -97,9 +97,12 @@ fn on_loopback(statement: &str) {
             .detail(format!("Run by hand as a superuser: {statement};"))
             .raise();
     };
+    // lock_timeout: never wait forever.  If this transaction holds a lock the
+    // statement needs (it changed the database's privileges, say), the
+    // loopback connection would wait for us while we wait for it.
     let sql = format!(
         "SELECT {}.dblink_exec(
-             pg_catalog.format('dbname=%s user=%s port=%s host=%s',
+             pg_catalog.format('dbname=%s user=%s port=%s host=%s options=''-c lock_timeout=10s''',
                  pg_catalog.quote_literal(pg_catalog.current_database()),
                  pg_catalog.quote_literal(current_user),
                  pg_catalog.current_setting('port'),
@@ -139,6 +142,20 @@ pub fn provision(t: &Tenant) -> Option<Value> {
 /// trigger on `tenancy.database_ops`) so that a transaction that rolls back
 /// creates no database and, above all, drops none.
 fn at_commit(tenant: pgrx::Uuid, op: &str, database: &str) {
+    // Created and dropped in the same transaction: nothing to do at all.
+    // (Queued rows are this transaction's own; no one else sees them.)
+    if op == "drop" {
+        let cancelled = db::query(
+            "DELETE FROM tenancy.database_ops o
+              WHERE o.op OPERATOR(pg_catalog.=) 'create' AND o.database_name OPERATOR(pg_catalog.=) $1 RETURNING 1",
+            Mode::Write,
+            &[database.into()],
+            |_| (),
+        );
+        if !cancelled.is_empty() {
+            return;
+        }
+    }
     db::execute(
         "INSERT INTO tenancy.database_ops (tenant_id, op, database_name) VALUES ($1, $2, $3)",
         &[tenant.into(), op.into(), database.into()],
@@ -154,20 +171,26 @@ fn database_ops_at_commit<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
     let Some(row) = trigger.new() else { return Ok(None) };
     let id: i64 = row.get_by_name("id")?.unwrap_or_default();
-    let tenant: Option<pgrx::Uuid> = row.get_by_name("tenant_id")?;
-    let op: String = row.get_by_name("op")?.unwrap_or_default();
-    let database: String = row.get_by_name("database_name")?.unwrap_or_default();
-    let statement = match op.as_str() {
-        "create" => format!("CREATE DATABASE {}", quote(&database)),
-        _ => format!("DROP DATABASE IF EXISTS {}", quote(&database)),
-    };
     access::as_owner(|| {
-        on_loopback(&statement);
-        // A new database is closed to PUBLIC and open to the tenant's grantees.
-        if let Some(t) = tenant.filter(|_| op == "create").and_then(|id| crate::tenants::find_by_id(id, Mode::Write)) {
-            access::sync_data_access(&t);
+        // Take the queued row; if it is gone, `at_commit` cancelled it (a
+        // database created and dropped in the same transaction).
+        let queued = db::query_one(
+            "DELETE FROM tenancy.database_ops o WHERE o.id OPERATOR(pg_catalog.=) $1
+             RETURNING o.op, o.database_name, o.tenant_id",
+            Mode::Write,
+            &[id.into()],
+            |r| (r.must::<String>(1), r.must::<String>(2), r.get::<pgrx::Uuid>(3)),
+        );
+        let Some((op, database, tenant)) = queued else { return };
+        if op == "create" {
+            on_loopback(&format!("CREATE DATABASE {}", quote(&database)));
+            // A new database is closed to PUBLIC and open to the tenant's grantees.
+            if let Some(t) = tenant.and_then(|id| crate::tenants::find_by_id(id, Mode::Write)) {
+                access::sync_data_access(&t);
+            }
+        } else {
+            on_loopback(&format!("DROP DATABASE IF EXISTS {}", quote(&database)));
         }
-        db::execute("DELETE FROM tenancy.database_ops o WHERE o.id OPERATOR(pg_catalog.=) $1", &[id.into()]);
     });
     Ok(None)
 }

@@ -38,6 +38,20 @@ SET LOCAL tenancy.soft_delete = off;
 SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000db', destroy_data => true);
 ROLLBACK;
 SELECT datname AS still_there FROM pg_database WHERE datname = 'tenant_own_db';
+-- Created and dropped in one transaction: nothing happens at COMMIT.
+BEGIN;
+SELECT identifier FROM tenancy.create_tenant('fleeting', 'Fleeting', isolation => 'database', id => '00000000-0000-7000-8000-0000000000f1');
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000f1', destroy_data => true);
+COMMIT;
+SELECT count(*) AS fleeting_databases FROM pg_database WHERE datname = 'tenant_fleeting';
+-- Soft delete with destroy_data (soft_delete is on by default): marking the
+-- tenant deleted leaves the doomed database's privileges alone, so the drop
+-- at COMMIT does not wait for this transaction.
+SELECT identifier FROM tenancy.create_tenant('short-db', 'Short', isolation => 'database', id => '00000000-0000-7000-8000-0000000000f2');
+SELECT tenancy.grant_tenant('tenancy_db_user', '00000000-0000-7000-8000-0000000000f2');
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000f2', destroy_data => true);
+SELECT count(*) AS short_databases FROM pg_database WHERE datname = 'tenant_short_db';
+SELECT status FROM tenancy.tenant('00000000-0000-7000-8000-0000000000f2');
 -- A database of that name already there: 23505.
 CREATE DATABASE tenant_taken;
 SELECT tenancy.create_tenant('taken', 'Taken', isolation => 'database');

@@ -114,6 +114,20 @@ RESET tenancy.default_isolation;
 SELECT tenancy.delete_tenant(id, destroy_data => true) FROM tenancy.tenants WHERE schema_name IS NOT NULL ORDER BY identifier;
 SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\_%' OR nspname LIKE 'org\_%';
 SELECT details FROM tenancy.audit_log WHERE action = 'destroy' ORDER BY id;
+-- A hard delete without destroy_data keeps the schema but closes it to the
+-- roles that had it.
+CREATE ROLE tenancy_schema_user NOLOGIN;
+SELECT identifier FROM tenancy.create_tenant('kept-data', 'Kept', isolation => 'schema', id => '00000000-0000-7000-8000-0000000000cd');
+SELECT tenancy.grant_tenant('tenancy_schema_user', '00000000-0000-7000-8000-0000000000cd');
+SELECT has_schema_privilege('tenancy_schema_user', 'tenant_kept_data', 'USAGE') AS before_delete;
+SET tenancy.soft_delete = off;
+SELECT tenancy.delete_tenant('00000000-0000-7000-8000-0000000000cd');
+RESET tenancy.soft_delete;
+SELECT has_schema_privilege('tenancy_schema_user', 'tenant_kept_data', 'USAGE') AS after_delete;
+SET client_min_messages = warning;
+DROP SCHEMA tenant_kept_data CASCADE;
+RESET client_min_messages;
+DROP ROLE tenancy_schema_user;
 -- Hard delete of a schema tenant with destroy_data.
 SELECT identifier FROM tenancy.create_tenant('short-lived', 'Short', isolation => 'schema', id => '00000000-0000-7000-8000-0000000000cc');
 SET tenancy.soft_delete = off;
