@@ -323,7 +323,9 @@ class Bench:
             t0 = time.perf_counter()
             done = 0
             while done < n:
-                step = min(500, n - done)
+                # Each DDL statement locks what it creates until commit: keep
+                # batches within max_locks_per_transaction.
+                step = min(20, n - done)
                 self.c.psql(db, f"SELECT count(tenancy.create_tenant('s-' || i, 'S ' || i, isolation => 'schema')) "
                                 f"FROM generate_series({done + 1}, {done + step}) i;")
                 done += step
@@ -344,15 +346,12 @@ class Bench:
                           f"migrating all of them once (one ALTER TABLE each): {r['migrate']:.1f} s.")
         # A pooled connection that served every schema tenant in turn.
         db = f"bench_schemas_{big}"
-        mem = self.c.psql(db, f"""
-            SELECT sum(total_bytes) FROM pg_backend_memory_contexts \\gset before_
-            DO $$ BEGIN
-              FOR i IN 1..{big} LOOP
-                PERFORM tenancy.set_tenant('s-' || i, true);
-                EXECUTE 'SELECT count(*) FROM t1';
-              END LOOP;
-            END $$;
-            SELECT :before_sum, sum(total_bytes) FROM pg_backend_memory_contexts;""")
+        # One statement per tenant, as a pooled connection serving requests would.
+        script = "SELECT sum(total_bytes) FROM pg_backend_memory_contexts \\gset before_\n"
+        script += "".join(f"BEGIN; SELECT 1 FROM tenancy.set_tenant('s-{i}', true); SELECT count(*) FROM t1; COMMIT;\n"
+                          for i in range(1, big + 1))
+        script += "SELECT :before_sum, sum(total_bytes) FROM pg_backend_memory_contexts;\n"
+        mem = self.c.psql(db, script).splitlines()[-1]
         before, after = (int(x) for x in mem.split("|"))
         self.notes.append(f"A connection that served all {big:,} schema tenants in turn (one query each) grew from "
                           f"{before / 2**20:.1f} MB to {after / 2**20:.1f} MB of backend memory "

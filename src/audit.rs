@@ -26,8 +26,29 @@ impl Event {
     }
 }
 
-/// Records every event (in order) and announces each on `tenancy_events`
-/// with a JSON payload `{"action", "tenant_id", "identifier"}`, in one statement.
+/// The SQL that writes audit rows and notifications, shared by every
+/// statement that records events.  It follows a CTE named `events` with
+/// columns `(n, tenant_id uuid, action text, identifier text, details jsonb)`
+/// and defines `recorded(n)`, which the statement must select from (a CTE
+/// that is never read is never run):
+/// `WITH events AS (...), ` + audit_ctes!() + ` SELECT ... (SELECT n FROM recorded)`.
+/// The payload is `{"action", "tenant_id", "identifier"}` as jsonb text.
+#[macro_export]
+macro_rules! audit_ctes {
+    () => {
+        "written AS (
+             INSERT INTO tenancy.audit_log (tenant_id, action, details)
+             SELECT e.tenant_id, e.action, e.details FROM events e ORDER BY e.n),
+         recorded AS (
+             SELECT pg_catalog.count(pg_catalog.pg_notify('tenancy_events',
+                        pg_catalog.jsonb_build_object('action', e.action, 'tenant_id', e.tenant_id,
+                                                      'identifier', e.identifier)::text)) AS n
+               FROM (SELECT * FROM events ORDER BY n) e)"
+    };
+}
+
+/// Records every event (in order) and announces each on `tenancy_events`,
+/// in one statement.
 pub fn record(events: Vec<Event>) {
     if events.is_empty() {
         return;
@@ -35,25 +56,27 @@ pub fn record(events: Vec<Event>) {
     crate::context::forget();
     let mut ids = Vec::with_capacity(events.len());
     let mut actions = Vec::with_capacity(events.len());
+    let mut identifiers = Vec::with_capacity(events.len());
     let mut details = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
     for e in events {
-        payloads.push(
-            json!({"action": e.action, "tenant_id": e.tenant_id.map(|u| u.to_string()), "identifier": e.identifier}).to_string(),
-        );
         ids.push(e.tenant_id);
         actions.push(e.action.to_string());
+        identifiers.push(e.identifier);
         details.push(JsonB(e.details));
     }
-    db::execute(
-        "WITH written AS (
-             INSERT INTO tenancy.audit_log (tenant_id, action, details)
-             SELECT e.tenant_id, e.action, e.details
-               FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::jsonb[]))
-                    WITH ORDINALITY AS e(tenant_id, action, details, n)
-               ORDER BY e.n)
-         SELECT pg_catalog.pg_notify('tenancy_events', p) FROM pg_catalog.unnest($4::text[]) AS q(p)",
-        &[ids.into(), actions.into(), details.into(), payloads.into()],
+    db::query(
+        concat!(
+            "WITH events AS (
+                 SELECT e.n, e.tenant_id, e.action, e.identifier, e.details
+                   FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::text[]),
+                                   pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::jsonb[]))
+                        WITH ORDINALITY AS e(tenant_id, action, identifier, details, n)), ",
+            audit_ctes!(),
+            " SELECT n FROM recorded"
+        ),
+        db::Mode::Write,
+        &[ids.into(), actions.into(), identifiers.into(), details.into()],
+        |_| (),
     );
 }
 

@@ -207,3 +207,71 @@ pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
     }
     roles
 }
+
+/// A page of tenants, newest first, ties by id descending: an ordered walk
+/// of `tenants_created_idx` (or `tenants_status_created_idx` for one
+/// status), skipping `skip` rows, as the hand-written
+/// `ORDER BY created_at DESC, id DESC OFFSET .. LIMIT ..` would.
+pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::TenantRow> {
+    let mut rows = Vec::new();
+    if limit <= 0 {
+        return rows;
+    }
+    unsafe {
+        let rel = pg_sys::table_open(relation_oid(c"tenants"), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let index_name: &CStr = if status.is_some() { c"tenants_status_created_idx" } else { c"tenants_created_idx" };
+        let index = pg_sys::index_open(relation_oid(index_name), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        let nkeys = match status {
+            Some(label) => {
+                // The label's enum value, read with the column's own type.
+                let (attnum, _) = attribute(desc, "status");
+                let typoid = pgrx::PgTupleDesc::from_pg_unchecked(desc)
+                    .get(attnum as usize - 1)
+                    .map(|a| a.atttypid)
+                    .unwrap_or(pg_sys::InvalidOid);
+                let label = std::ffi::CString::new(label).unwrap_or_default();
+                let value = pgrx::fcinfo::direct_function_call_as_datum(
+                    pg_sys::enum_in,
+                    &[Some(pg_sys::Datum::from(label.as_ptr())), Some(pg_sys::Datum::from(typoid))],
+                )
+                .unwrap_or(pg_sys::Datum::from(0usize));
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut key,
+                    0,
+                    attnum,
+                    pg_sys::BTEqualStrategyNumber as u16,
+                    pg_sys::InvalidOid,
+                    pg_sys::InvalidOid,
+                    pg_sys::Oid::from(pg_sys::F_ENUM_EQ),
+                    value,
+                );
+                1
+            }
+            None => 0,
+        };
+        let scan = pg_sys::systable_beginscan_ordered(rel, index, snapshot(Snapshot::Statement), nkeys, &mut key);
+        let mut seen: i64 = 0;
+        loop {
+            let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            seen += 1;
+            if seen <= skip {
+                continue;
+            }
+            if let Some(row) = PgHeapTuple::from_datum(pg_sys::heap_copy_tuple_as_datum(tuple, desc), false) {
+                rows.push(row);
+            }
+            if rows.len() as i64 >= limit {
+                break;
+            }
+        }
+        pg_sys::systable_endscan_ordered(scan);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    }
+    rows
+}

@@ -112,12 +112,21 @@ fn create_tenant(
     };
     provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
 
+    // Insert and audit in one statement; ON CONFLICT DO NOTHING waits for a
+    // concurrent creator of the same identifier and then yields no row.
+    let details = json!({"identifier": identifier, "name": name, "isolation": iso.as_str(), "status": "active",
+                         "metadata": metadata, "schema_name": schema_name, "database_name": database_name});
+    crate::context::forget();
     let inserted = db::query_one(
         concat!(
-            "INSERT INTO tenancy.tenants AS t (id, identifier, name, isolation, schema_name, database_name, metadata)
-             VALUES (COALESCE($1, tenancy.uuid_generate_v7()), $2, $3, $4::tenancy.isolation, $5, $6, $7)
-             ON CONFLICT DO NOTHING
-             RETURNING ", tenant_cols!()
+            "WITH i AS (
+                 INSERT INTO tenancy.tenants AS t (id, identifier, name, isolation, schema_name, database_name, metadata)
+                 VALUES (COALESCE($1, tenancy.uuid_generate_v7()), $2, $3, $4::tenancy.isolation, $5, $6, $7)
+                 ON CONFLICT DO NOTHING
+                 RETURNING ", tenant_cols!(), "),
+             events AS (SELECT 1 AS n, i.id AS tenant_id, 'create'::text AS action, i.identifier, $8::jsonb AS details FROM i), ",
+            crate::audit_ctes!(),
+            " SELECT i.t, i.id, i.identifier, i.status, i.isolation, i.schema_name, i.database_name, (SELECT n FROM recorded) FROM i"
         ),
         Mode::Write,
         &[
@@ -127,24 +136,15 @@ fn create_tenant(
             iso.as_str().into(),
             schema_name.clone().into(),
             database_name.clone().into(),
-            JsonB(metadata.clone()).into(),
+            JsonB(metadata).into(),
+            JsonB(details).into(),
         ],
         Tenant::from_row,
     );
     let tenant = inserted.unwrap_or_else(|| raise_conflict(id, identifier, schema_name.as_deref(), database_name.as_deref()));
-
-    let mut events = vec![Event::new(
-        tenant.id,
-        identifier,
-        "create",
-        json!({"identifier": identifier, "name": name, "isolation": iso.as_str(),
-               "status": tenant.status, "metadata": metadata,
-               "schema_name": schema_name, "database_name": database_name}),
-    )];
     if let Some(details) = provision::provision(&tenant) {
-        events.push(Event::new(tenant.id, identifier, "provision", details));
+        audit::record_one(Event::new(tenant.id, identifier, "provision", details));
     }
-    audit::record(events);
     tenant.row
 }
 
@@ -376,31 +376,37 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
     if check_object(&patch, "patch").is_empty() {
         return tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row;
     }
-    // The row lock taken by `o` makes `o.metadata` the version this UPDATE
-    // replaces (for the audit row); the merge itself reads t.metadata, which
-    // PostgreSQL re-reads if a concurrent merge committed first.
-    let (t, old) = db::query_one(
+    // One statement: the row lock taken by `o` makes `o.metadata` the version
+    // this UPDATE replaces (the audit's "old"); the merge itself reads
+    // t.metadata, which PostgreSQL re-reads if a concurrent merge committed
+    // first.  Auditing in the same statement keeps the row locked for as
+    // short a time as possible: concurrent merges of one tenant queue on it.
+    crate::context::forget();
+    db::query_one(
         concat!(
             "WITH o AS (SELECT t.id, t.metadata FROM tenancy.tenants t
-                         WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE)
-             UPDATE tenancy.tenants AS t
-                SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
-                    updated_at = GREATEST(pg_catalog.now(), t.created_at)
-               FROM o
-              WHERE t.id OPERATOR(pg_catalog.=) o.id
-          RETURNING ", tenant_cols!(), ", o.metadata"
+                         WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE),
+             u AS (UPDATE tenancy.tenants AS t
+                      SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
+                          updated_at = GREATEST(pg_catalog.now(), t.created_at)
+                     FROM o
+                    WHERE t.id OPERATOR(pg_catalog.=) o.id
+                RETURNING t, t.id, t.identifier, o.metadata AS old),
+             events AS (
+                 SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier,
+                        pg_catalog.jsonb_build_object('merge', $2, 'old', COALESCE(
+                            (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
+                               FROM pg_catalog.jsonb_each(u.old) AS k
+                              WHERE $2 OPERATOR(pg_catalog.?) k.key), '{}')) AS details
+                   FROM u), ",
+            crate::audit_ctes!(),
+            " SELECT u.t, (SELECT n FROM recorded) FROM u"
         ),
         Mode::Write,
-        &[id.into(), JsonB(patch.clone()).into()],
-        |r| (Tenant::from_row(r), r.must::<JsonB>(8).0),
+        &[id.into(), JsonB(patch).into()],
+        |r| r.must::<tenants::TenantRow>(1),
     )
-    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
-    let old_values: Map<String, Value> = match (&patch, &old) {
-        (Value::Object(p), Value::Object(o)) => p.keys().filter_map(|k| o.get(k).map(|v| (k.clone(), v.clone()))).collect(),
-        _ => Map::new(),
-    };
-    audit::record_one(Event::new(t.id, &t.identifier, "metadata", json!({"merge": patch, "old": old_values})));
-    t.row
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise())
 }
 
 /// Remove keys from the tenant's metadata in one UPDATE.

@@ -128,8 +128,8 @@ fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('stat
 }
 
 /// A page of tenants, newest first, ties by id descending (stable pages).
-#[pg_extern(stable, security_definer, requires = ["catalog"])]
-#[search_path(pg_catalog, pg_temp)]
+/// Like `tenant`, it runs no SQL: an ordered index walk (see `direct::page`).
+#[pg_extern(stable, requires = ["catalog"])]
 fn list_tenants(
     skip: default!(Option<i32>, 0),
     limit: default!(Option<i32>, 100),
@@ -137,28 +137,7 @@ fn list_tenants(
 ) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
     let skip = check_limit(skip, "skip");
     let limit = check_limit(limit, "limit");
-    let found = match status {
-        None => db::query(
-            concat!(
-                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  ORDER BY t.created_at DESC, t.id DESC OFFSET $1 LIMIT $2"
-            ),
-            Mode::Read,
-            &[skip.into(), limit.into()],
-            Tenant::from_row,
-        ),
-        Some(s) => db::query(
-            concat!(
-                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE t.status OPERATOR(pg_catalog.=) $3::tenancy.tenant_status
-                  ORDER BY t.created_at DESC, t.id DESC OFFSET $1 LIMIT $2"
-            ),
-            Mode::Read,
-            &[skip.into(), limit.into(), s.as_str().into()],
-            Tenant::from_row,
-        ),
-    };
-    rows(found)
+    SetOfIterator::new(direct::page(skip, limit, status.map(|s| s.as_str())))
 }
 
 /// How many tenants there are (with the given status).
