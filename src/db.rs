@@ -61,10 +61,15 @@ impl Row {
     }
 }
 
-fn prepare(sql: &str, args: &[DatumWithOid]) -> pg_sys::SPIPlanPtr {
+/// Plans `sql`.  Kept statements use a generic plan from the first call:
+/// their shapes are fixed and keyed on unique columns, and re-planning a
+/// multi-CTE statement on every call (PostgreSQL's default while it compares
+/// custom and generic plans) costs more than running it.
+fn prepare(sql: &str, args: &[DatumWithOid], generic: bool) -> pg_sys::SPIPlanPtr {
     let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
-    let plan = unsafe { pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr()) };
+    let options = if generic { pg_sys::CURSOR_OPT_GENERIC_PLAN as i32 } else { 0 };
+    let plan = unsafe { pg_sys::SPI_prepare_cursor(text.as_ptr(), types.len() as i32, types.as_mut_ptr(), options) };
     if plan.is_null() {
         errors::internal(format!("SPI_prepare failed ({}) for: {sql}", unsafe { pg_sys::SPI_result }));
     }
@@ -76,7 +81,7 @@ fn plan_for(sql: &'static str, args: &[DatumWithOid]) -> pg_sys::SPIPlanPtr {
     if let Some(p) = PLANS.with(|p| p.borrow().get(sql).copied()) {
         return p;
     }
-    let plan = prepare(sql, args);
+    let plan = prepare(sql, args, true);
     unsafe { pg_sys::SPI_keepplan(plan) };
     PLANS.with(|p| p.borrow_mut().insert(sql, plan));
     plan
@@ -104,7 +109,7 @@ fn run<R>(
     Spi::connect(|_client| unsafe {
         let plan = match cached {
             Some(key) => plan_for(key, args),
-            None => prepare(sql, args),
+            None => prepare(sql, args, false),
         };
         let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
         let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());

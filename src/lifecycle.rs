@@ -376,34 +376,38 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
     if check_object(&patch, "patch").is_empty() {
         return tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row;
     }
-    // One statement: the row lock taken by `o` makes `o.metadata` the version
-    // this UPDATE replaces (the audit's "old"); the merge itself reads
-    // t.metadata, which PostgreSQL re-reads if a concurrent merge committed
-    // first.  Auditing in the same statement keeps the row locked for as
-    // short a time as possible: concurrent merges of one tenant queue on it.
+    // Lock the row first and read the version the merge will replace (the
+    // audit's "old" values).  Holding the lock, the UPDATE below sees that
+    // version with its fresh snapshot and never has to re-check a concurrent
+    // update; it still computes `metadata || patch` from the row it updates,
+    // so no key is ever lost.  Change, audit and notification are one
+    // statement, keeping the row locked as briefly as possible.
+    // Only the patched keys' old values travel, not the whole metadata.
+    let old_values = db::query_one(
+        "SELECT COALESCE((SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
+                            FROM pg_catalog.jsonb_each(t.metadata) AS k
+                           WHERE $2 OPERATOR(pg_catalog.?) k.key), '{}')
+           FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+        Mode::Write,
+        &[id.into(), JsonB(patch.clone()).into()],
+        |r| r.must::<JsonB>(1).0,
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    let details = json!({"merge": patch, "old": old_values});
     crate::context::forget();
     db::query_one(
         concat!(
-            "WITH o AS (SELECT t.id, t.metadata FROM tenancy.tenants t
-                         WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE),
-             u AS (UPDATE tenancy.tenants AS t
-                      SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
-                          updated_at = GREATEST(pg_catalog.now(), t.created_at)
-                     FROM o
-                    WHERE t.id OPERATOR(pg_catalog.=) o.id
-                RETURNING t, t.id, t.identifier, o.metadata AS old),
-             events AS (
-                 SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier,
-                        pg_catalog.jsonb_build_object('merge', $2, 'old', COALESCE(
-                            (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
-                               FROM pg_catalog.jsonb_each(u.old) AS k
-                              WHERE $2 OPERATOR(pg_catalog.?) k.key), '{}')) AS details
-                   FROM u), ",
+            "WITH u AS (UPDATE tenancy.tenants AS t
+                           SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
+                               updated_at = GREATEST(pg_catalog.now(), t.created_at)
+                         WHERE t.id OPERATOR(pg_catalog.=) $1
+                     RETURNING t, t.id, t.identifier),
+             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier, $3::jsonb AS details FROM u), ",
             crate::audit_ctes!(),
             " SELECT u.t, (SELECT n FROM recorded) FROM u"
         ),
         Mode::Write,
-        &[id.into(), JsonB(patch).into()],
+        &[id.into(), JsonB(patch).into(), JsonB(details).into()],
         |r| r.must::<tenants::TenantRow>(1),
     )
     .unwrap_or_else(|| errors::tenant_not_found(id).raise())
