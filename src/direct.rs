@@ -33,15 +33,40 @@ pub enum Key<'a> {
     SchemaName(&'a str),
 }
 
-fn relation_oid(name: &CStr) -> pg_sys::Oid {
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-        if oid == pg_sys::InvalidOid {
-            crate::errors::internal(format!("relation tenancy.{} is missing", name.to_string_lossy()));
+thread_local! {
+    /// OIDs of tenancy's own tables and indexes, looked up once per backend
+    /// and forgotten whenever PostgreSQL invalidates any of them (or all
+    /// relations), as happens when the extension is dropped or altered.
+    static OIDS: std::cell::RefCell<Vec<(&'static CStr, pg_sys::Oid)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_oids(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    OIDS.with(|o| {
+        let mut o = o.borrow_mut();
+        if relid == pg_sys::InvalidOid || o.iter().any(|(_, oid)| *oid == relid) {
+            o.clear();
         }
-        oid
+    });
+}
+
+pub fn init() {
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_oids), pg_sys::Datum::from(0usize)) };
+}
+
+fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
+    if let Some(oid) = OIDS.with(|o| o.borrow().iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)) {
+        return oid;
     }
+    let oid = unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
+        pg_sys::get_relname_relid(name.as_ptr(), nsp)
+    };
+    if oid == pg_sys::InvalidOid {
+        crate::errors::internal(format!("relation tenancy.{} is missing", name.to_string_lossy()));
+    }
+    OIDS.with(|o| o.borrow_mut().push((name, oid)));
+    oid
 }
 
 unsafe fn snapshot(which: Snapshot) -> pg_sys::Snapshot {
@@ -73,8 +98,8 @@ unsafe fn attno(desc: pg_sys::TupleDesc, column: &str) -> i16 {
 /// (compared with `eq_proc`, in the index column's collation) or, with
 /// `value` None, is NULL; calls `each` on every visible row.
 unsafe fn scan(
-    table: &CStr,
-    index: &CStr,
+    table: &'static CStr,
+    index: &'static CStr,
     column: &str,
     eq_proc: u32,
     value: Option<pg_sys::Datum>,
@@ -154,7 +179,7 @@ unsafe fn enum_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: 
 pub fn tenant(key: Key, which: Snapshot) -> Option<Tenant> {
     let mut found = None;
     unsafe {
-        let (index, column, eq, value): (&CStr, &str, u32, pg_sys::Datum) = match key {
+        let (index, column, eq, value): (&'static CStr, &str, u32, pg_sys::Datum) = match key {
             Key::Id(id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, id.into_datum().unwrap_or(pg_sys::Datum::from(0usize))),
             Key::Identifier(s) => {
                 (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, s.into_datum().unwrap_or(pg_sys::Datum::from(0usize)))
@@ -220,7 +245,7 @@ pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::
     unsafe {
         let rel = pg_sys::table_open(relation_oid(c"tenants"), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
-        let index_name: &CStr = if status.is_some() { c"tenants_status_created_idx" } else { c"tenants_created_idx" };
+        let index_name: &'static CStr = if status.is_some() { c"tenants_status_created_idx" } else { c"tenants_created_idx" };
         let index = pg_sys::index_open(relation_oid(index_name), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         let nkeys = match status {

@@ -45,6 +45,7 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     context::init();
+    direct::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]
