@@ -99,6 +99,15 @@ CREATE TABLE tenancy.database_ops (
     requested_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Requests counted by tenancy.check_rate_limit: one row per admitted
+-- request still inside its tenant's sliding window (older rows are deleted
+-- as the window slides).  Transient: not dumped.
+CREATE TABLE tenancy.rate_limit_hits (
+    tenant_id uuid NOT NULL,
+    at        timestamptz NOT NULL
+);
+CREATE INDEX rate_limit_hits_tenant_at_idx ON tenancy.rate_limit_hits (tenant_id, at);
+
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.rls_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');

@@ -16,6 +16,9 @@ GRANT EXECUTE ON FUNCTION
     tenancy.clear_tenant(boolean),
     tenancy.current_tenant_id(),
     tenancy.current_tenant(),
+    -- integrations (SPEC §7), which check access like set_tenant
+    tenancy.set_tenant_from_claims(text, boolean),
+    tenancy.check_rate_limit(uuid),
     -- pure helpers the catalog's CHECKs and index call
     tenancy.identifier_is_valid(text),
     tenancy.name_is_valid(text),

@@ -76,7 +76,7 @@ fn check_usable(t: &Tenant, role: pg_sys::Oid) {
 }
 
 /// The checked tenant of the current context, or None when none is set.
-fn context_tenant(role: pg_sys::Oid) -> Option<Tenant> {
+pub fn current(role: pg_sys::Oid) -> Option<Tenant> {
     let text = settings::tenant_id_text();
     if text.is_empty() {
         return None;
@@ -109,7 +109,7 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
     if let Some(id) = MEMO.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, id)| *id)) {
         return Some(id);
     }
-    let id = context_tenant(key.role).map(|t| t.id)?;
+    let id = current(key.role).map(|t| t.id)?;
     MEMO.with(|m| *m.borrow_mut() = Some((key, id)));
     Some(id)
 }
@@ -117,7 +117,7 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
 /// The current tenant's row, or NULL when no tenant is set.
 #[pg_extern(stable, requires = ["isolation_catalog"])]
 fn current_tenant() -> Option<pgrx::composite_type!('static, "tenants")> {
-    context_tenant(access::current_role()).map(|t| t.row)
+    current(access::current_role()).map(|t| t.row)
 }
 
 /// The elements of a search_path setting, unquoted.
@@ -147,6 +147,12 @@ fn path_without_tenant_schemas() -> (Vec<String>, bool) {
 fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::composite_type!('static, "tenants") {
     let tenant = errors::required(tenant, "tenant");
     let is_local = errors::required(is_local, "is_local");
+    set_tenant_checked(tenant, is_local).row
+}
+
+/// What `set_tenant` does: find the tenant, check it may be the context of
+/// the current role, set the GUC and the search_path.
+pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let role = access::current_role();
     let found = match validate::parse_pg_uuid(tenant) {
         Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
@@ -162,7 +168,7 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> 
     } else if changed {
         settings::set(c"search_path", &join_path(&path), is_local);
     }
-    t.row
+    t
 }
 
 /// Clear the tenant context (and take any tenant schema off search_path).

@@ -17,6 +17,7 @@ mod context;
 mod db;
 mod direct;
 mod errors;
+mod integrations;
 mod lifecycle;
 mod migrations;
 mod provision;
@@ -46,6 +47,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::init();
     context::init();
     direct::init();
+    integrations::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]
