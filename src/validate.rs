@@ -439,4 +439,122 @@ mod tests {
         assert_eq!(split_search_path(""), Vec::<String>::new());
         assert_eq!(split_search_path("  "), Vec::<String>::new());
     }
+
+    /// A small deterministic generator for the property tests below
+    /// (xorshift64*): thousands of inputs, the same on every run.
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn string(&mut self, alphabet: &[char], max_len: usize) -> String {
+            let len = self.below(max_len + 1);
+            (0..len).map(|_| alphabet[self.below(alphabet.len())]).collect()
+        }
+    }
+
+    /// PostgreSQL's uuid_in rule, written independently of parse_pg_uuid.
+    fn reference_is_uuid(s: &str) -> bool {
+        let inner = match s.strip_prefix('{') {
+            Some(rest) => match rest.strip_suffix('}') {
+                Some(inner) => inner,
+                None => return false,
+            },
+            None => s,
+        };
+        let (mut digits, mut last_hyphen) = (0, false);
+        for c in inner.chars() {
+            if c.is_ascii_hexdigit() {
+                digits += 1;
+                last_hyphen = false;
+            } else if c == '-' && !last_hyphen && digits > 0 && digits % 4 == 0 && digits < 32 {
+                last_hyphen = true;
+            } else {
+                return false;
+            }
+        }
+        digits == 32 && !last_hyphen
+    }
+
+    fn reference_identifier(s: &str) -> bool {
+        let chars: Vec<char> = s.chars().collect();
+        (3..=63).contains(&chars.len())
+            && chars[0].is_ascii_lowercase()
+            && chars.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            && *chars.last().unwrap() != '-'
+            && !s.contains("--")
+            && !reference_is_uuid(s)
+    }
+
+    #[test]
+    fn property_identifier_rule() {
+        let alphabet: Vec<char> = "abcdef-0123456789xyz-A_ é\0{}".chars().collect();
+        let mut g = Gen(0x5eed_1234_abcd_ef01);
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let s = g.string(&alphabet, 70);
+            let ok = check_identifier(&s).is_ok();
+            assert_eq!(ok, reference_identifier(&s), "{s:?}");
+            accepted += ok as usize;
+        }
+        assert!(accepted > 100, "the generator must also produce valid identifiers ({accepted})");
+    }
+
+    #[test]
+    fn property_uuid_forms() {
+        let mut g = Gen(0x0dd_ba11_cafe_f00d);
+        for _ in 0..5_000 {
+            let bytes: [u8; 16] = std::array::from_fn(|_| g.next() as u8);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let hyphenated = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+            for form in [hex.clone(), hyphenated.clone(), hyphenated.to_uppercase(), format!("{{{hyphenated}}}")] {
+                assert_eq!(parse_pg_uuid(&form), Some(bytes), "{form}");
+                assert!(reference_is_uuid(&form), "{form}");
+            }
+        }
+        let alphabet: Vec<char> = "0123456789abcdefABCDEF-{}g ".chars().collect();
+        for _ in 0..20_000 {
+            let s = g.string(&alphabet, 40);
+            assert_eq!(parse_pg_uuid(&s).is_some(), reference_is_uuid(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn property_names() {
+        let alphabet: Vec<char> = "ab Z\t\u{3000}é\u{7}\n株".chars().collect();
+        let mut g = Gen(0xfeed_beef_0000_0001);
+        for _ in 0..20_000 {
+            let s = g.string(&alphabet, 300);
+            let n = s.chars().count();
+            let want = (1..=255).contains(&n) && !s.chars().any(char::is_control) && !s.trim().is_empty();
+            assert_eq!(check_name(&s).is_ok(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn property_search_finds_every_substring() {
+        let id_alphabet: Vec<char> = "abc-123".chars().collect();
+        let name_alphabet: Vec<char> = "AbC xyZ%_\\é".chars().collect();
+        let mut g = Gen(0x1234_5678_9abc_def0);
+        for _ in 0..2_000 {
+            let identifier = g.string(&id_alphabet, 20);
+            let name = g.string(&name_alphabet, 30);
+            let grams = search_grams(&identifier, &name);
+            for field in [&identifier, &name] {
+                let folded: Vec<char> = search_fold(field).chars().collect();
+                for start in 0..folded.len() {
+                    for end in start + 1..=folded.len().min(start + 8) {
+                        let q: String = folded[start..end].iter().collect();
+                        assert!(query_grams(&q).iter().all(|k| grams.contains(k)), "{q:?} in {identifier:?}/{name:?}");
+                    }
+                }
+            }
+        }
+    }
 }
