@@ -38,7 +38,8 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     })
 }
 
-fn extension_owner() -> pg_sys::Oid {
+/// The role that owns the extension (and so its catalog and tenant schemas).
+pub fn extension_owner() -> pg_sys::Oid {
     db::query_one(
         "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'",
         Mode::Latest,
@@ -110,15 +111,6 @@ fn revoke_schema(schema: &str, role: &str) {
     ));
 }
 
-fn database_exists(database: &str) -> bool {
-    db::query_one(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1)",
-        Mode::Write,
-        &[database.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false)
-}
 
 /// Opens or closes `role`'s way to the tenant's own schema or database.
 /// RLS tenants have none: their rows are guarded by the policy, which checks
@@ -127,7 +119,7 @@ fn set_data_access(t: &Tenant, role: &str, open: bool) {
     if let Some(schema) = t.schema_name.as_deref().filter(|s| crate::provision::schema_exists(s)) {
         if open { grant_schema(schema, role) } else { revoke_schema(schema, role) }
     }
-    if let Some(database) = t.database_name.as_deref().filter(|d| database_exists(d)) {
+    if let Some(database) = t.database_name.as_deref().filter(|d| crate::provision::database_exists(d)) {
         let (d, r) = (quote(database), quote(role));
         if open {
             db::execute_dynamic(&format!("GRANT CONNECT, TEMPORARY ON DATABASE {d} TO {r}"));
@@ -155,7 +147,7 @@ fn set_all_data_access(t: &Tenant, open: bool) {
     if t.schema_name.is_none() && t.database_name.is_none() {
         return;
     }
-    if let Some(database) = t.database_name.as_deref().filter(|d| database_exists(d)) {
+    if let Some(database) = t.database_name.as_deref().filter(|d| crate::provision::database_exists(d)) {
         db::execute_dynamic(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote(database)));
     }
     for role in grantees_of(t.id) {

@@ -120,11 +120,6 @@ fn current_tenant() -> Option<pgrx::composite_type!('static, "tenants")> {
     current(access::current_role()).map(|t| t.row)
 }
 
-/// The elements of a search_path setting, unquoted.
-fn split_path(path: &str) -> Vec<String> {
-    validate::split_search_path(path)
-}
-
 fn join_path(items: &[String]) -> String {
     items.iter().map(|s| pgrx::spi::quote_identifier(s)).collect::<Vec<_>>().join(", ")
 }
@@ -132,7 +127,7 @@ fn join_path(items: &[String]) -> String {
 /// The search_path with every tenant schema taken out (so switching tenants,
 /// or clearing, never leaves another tenant's schema on the path).
 fn path_without_tenant_schemas() -> (Vec<String>, bool) {
-    let items = split_path(&settings::get(c"search_path"));
+    let items = validate::split_search_path(&settings::get(c"search_path"));
     let is_tenant_schema =
         |s: &String| s.len() < 64 && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
     let kept: Vec<String> = items.iter().filter(|s| !is_tenant_schema(s)).cloned().collect();

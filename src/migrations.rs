@@ -57,13 +57,8 @@ fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!
 /// privileges may register it.
 fn check_owner_rights() {
     let session_role = unsafe { pg_sys::GetOuterUserId() };
-    let owner = db::query_one(
-        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'",
-        Mode::Write,
-        &[],
-        |r| r.must::<pg_sys::Oid>(1),
-    );
-    let allowed = owner.is_some_and(|o| unsafe { pg_sys::has_privs_of_role(session_role, o) });
+    let owner = crate::access::extension_owner();
+    let allowed = unsafe { pg_sys::has_privs_of_role(session_role, owner) };
     if !allowed {
         errors::forbidden("only a role with the privileges of the tenancy extension's owner may register migrations")
             .detail("Migration SQL runs with the extension owner's rights in every schema tenant.")

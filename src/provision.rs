@@ -67,7 +67,7 @@ pub fn schema_exists(schema: &str) -> bool {
     .unwrap_or(false)
 }
 
-fn database_exists(database: &str) -> bool {
+pub fn database_exists(database: &str) -> bool {
     db::query_one(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1)",
         Mode::Write,
