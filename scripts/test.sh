@@ -73,6 +73,8 @@ if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$
     tail -30 "$work/install.log"; count install 0 1
     echo "$passed passed, $failed failed"; exit 1
   fi
+  # Released install scripts, so that the upgrade test can start from them.
+  cp sql/archive/tenancy--*.sql "$($PG_CONFIG --sharedir)/extension/"
   scripts/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1
   rm -rf "$work/pg"
   scripts/pg-cluster.sh start "$work/pg" "$port" >/dev/null
