@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the Node.js example's tests against the PostgreSQL given by PGHOST,
+# PGPORT and PGUSER (a superuser; trust auth), in a fresh database.
+# Ends with "N passed, N failed"; exits non-zero when a test failed.
+# KEEP=1 keeps the database and the role afterwards for inspection.
+set -euo pipefail
+cd "$(dirname "$0")"
+# Whatever stops the script early (a failed install, build or setup) still
+# ends with the summary line CI reads.
+summary=""
+trap '[ -n "$summary" ] || echo "0 passed, 1 failed"' EXIT
+
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+DB=tenancy_example_node
+export APP_ROLE=example_node_app
+
+# --- tools: install only what is missing -------------------------------------
+apt_install() {
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+command -v psql >/dev/null || apt_install postgresql-client
+
+# npm ci only when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# --- a fresh database and role -----------------------------------------------
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+cleanup() {
+    # Roles are cluster-wide: drop what the role holds in our database, then
+    # the database, then the role. Each step copes with the thing not existing.
+    if psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+        psql_admin -d "$DB" -c "DO \$\$ BEGIN
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
+                EXECUTE format('DROP OWNED BY %I', '$APP_ROLE');
+            END IF; END \$\$"
+    fi
+    psql_admin -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    psql_admin -d postgres -c "DROP ROLE IF EXISTS $APP_ROLE"
+}
+cleanup
+psql_admin -d postgres -c "CREATE DATABASE $DB"
+psql_admin -d "$DB" -c "CREATE EXTENSION tenancy"
+# The app's role: LOGIN, and deliberately not a superuser (superusers and
+# BYPASSRLS roles are not subject to row-level security).
+psql_admin -d "$DB" -c "CREATE ROLE $APP_ROLE LOGIN NOSUPERUSER NOBYPASSRLS" \
+                    -c "GRANT CONNECT ON DATABASE $DB TO $APP_ROLE"
+
+# --- run ---------------------------------------------------------------------
+export PGDATABASE="$DB"
+tap=$(mktemp)
+set +e
+node --test --test-reporter=spec --test-reporter-destination=stdout \
+            --test-reporter=tap --test-reporter-destination="$tap" test/*.test.js
+rc=$?
+set -e
+passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)
+failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)
+rm -f "$tap"
+passed=${passed:-0}; failed=${failed:-0}
+# A crash before any test ran still has to count as a failure.
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+
+[ "${KEEP:-0}" = 1 ] || cleanup >/dev/null 2>&1 || true
+summary="$passed passed, $failed failed"
+echo "$summary"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs the Rust example's tests against the PostgreSQL given by PGHOST, PGPORT
+# and PGUSER (a superuser; trust auth), in a fresh database.
+# Ends with "N passed, N failed"; exits non-zero when a test failed.
+# KEEP=1 keeps the database and the role afterwards for inspection.
+set -euo pipefail
+cd "$(dirname "$0")"
+# Whatever stops the script early (a failed install, build or setup) still
+# ends with the summary line CI reads.
+summary=""
+trap '[ -n "$summary" ] || echo "0 passed, 1 failed"' EXIT
+
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+DB=tenancy_example_rust
+export APP_ROLE=example_rust_app
+
+# --- tools: install only what is missing -------------------------------------
+apt_install() {
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+command -v psql >/dev/null || apt_install postgresql-client
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+if ! command -v cargo >/dev/null; then
+    # Debian's cargo is too old for edition 2024 and async closures: use rustup.
+    command -v curl >/dev/null || apt_install curl ca-certificates
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    . "$HOME/.cargo/env"
+fi
+# Compile before touching the database (incremental: quick when nothing changed).
+cargo build --tests --locked --quiet
+
+# --- a fresh database and role -----------------------------------------------
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+cleanup() {
+    # Roles are cluster-wide: drop what the role holds in our database, then
+    # the database, then the role. Each step copes with the thing not existing.
+    if psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+        psql_admin -d "$DB" -c "DO \$\$ BEGIN
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
+                EXECUTE format('DROP OWNED BY %I', '$APP_ROLE');
+            END IF; END \$\$"
+    fi
+    psql_admin -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    psql_admin -d postgres -c "DROP ROLE IF EXISTS $APP_ROLE"
+}
+cleanup
+psql_admin -d postgres -c "CREATE DATABASE $DB"
+psql_admin -d "$DB" -c "CREATE EXTENSION tenancy"
+# The app's role: LOGIN, and deliberately not a superuser (superusers and
+# BYPASSRLS roles are not subject to row-level security).
+psql_admin -d "$DB" -c "CREATE ROLE $APP_ROLE LOGIN NOSUPERUSER NOBYPASSRLS" \
+                    -c "GRANT CONNECT ON DATABASE $DB TO $APP_ROLE"
+
+# --- run ---------------------------------------------------------------------
+export PGDATABASE="$DB"
+out=$(mktemp)
+set +e
+cargo test --locked --quiet 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+# One "test result: ... N passed; M failed; ..." line per test binary.
+read -r passed failed < <(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$out" |
+    awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+rm -f "$out"
+# A build failure or crash before any test ran still has to count as a failure.
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+
+[ "${KEEP:-0}" = 1 ] || cleanup >/dev/null 2>&1 || true
+summary="$passed passed, $failed failed"
+echo "$summary"
+[ "$failed" -eq 0 ]
