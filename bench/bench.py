@@ -438,7 +438,7 @@ def main():
     report += [f"- {n}" for n in bench.notes]
     text = "\n".join(report) + "\n"
     print("\n" + text)
-    if not args.smoke:
+    if not args.smoke and not args.only:  # a partial run never replaces the full table
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
             f.write(text)
     return 0

@@ -1,4 +1,17 @@
 -- tenancy 0.1.0 -> 0.2.0 (ALTER EXTENSION tenancy UPDATE).
+--
+-- 0.2.0 changes the library only; the SQL objects are those of 0.1.0, so
+-- this script has nothing to run.  What changed behind the same signatures:
+-- - set_tenant and tenant_by_identifier refuse a malformed identifier with
+--   22023 (was P0002 "not found");
+-- - CALL tenancy.migrate() does its bookkeeping in fewer statements
+--   (claim by a direct advisory-lock call, one statement for a tenant's
+--   ledger rows and audit row) and finds its targets without a plan that
+--   PostgreSQL would JIT-compile.
+-- Every 0.1.0 C entry point still exists in the 0.2.0 library, so a database
+-- keeps working between installing the new files and running the UPDATE.
+--
 -- tests/faults/upgrade.test.sh checks that an upgraded database is, object by
--- object, the same as a fresh CREATE EXTENSION of 0.2.0.
+-- object, the same as a fresh CREATE EXTENSION of 0.2.0, and that its rows
+-- are kept and work.
 \echo Use "ALTER EXTENSION tenancy UPDATE" to load this file. \quit

@@ -151,7 +151,11 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let role = access::current_role();
     let found = match validate::parse_pg_uuid(tenant) {
         Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
-        None => tenants::find_by_identifier(tenant, Mode::Latest),
+        None => {
+            // Neither a uuid nor a well-formed identifier: bad input (22023), not "not found".
+            crate::lifecycle::check_identifier(tenant);
+            tenants::find_by_identifier(tenant, Mode::Latest)
+        }
     };
     let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
     check_usable(&t, role);

@@ -122,6 +122,7 @@ fn tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
 #[pg_extern(stable, requires = ["catalog"])]
 fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenants") {
     let identifier = required(identifier, "identifier");
+    crate::lifecycle::check_identifier(identifier); // malformed is 22023, not "not found"
     find_by_identifier(identifier, Mode::Read)
         .unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(identifier))).raise())
         .row

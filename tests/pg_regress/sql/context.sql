@@ -86,6 +86,9 @@ RESET tenancy.tenant_id;
 SELECT tenancy.set_tenant('nobody');
 SELECT tenancy.set_tenant('00000000-0000-7000-8000-0000000000ff');
 SELECT tenancy.set_tenant('');
+-- Malformed input is bad input, not an unknown tenant.
+SELECT tenancy.set_tenant('Bad_Ident');
+SELECT tenancy.tenant_by_identifier('has space');
 
 -- current_tenant_id is STABLE and PARALLEL SAFE, and cheap when a query
 -- calls it per row: the catalog is read once per statement.
