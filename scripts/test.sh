@@ -5,7 +5,8 @@
 #   3. the pg_regress suite                                   tests/pg_regress
 #   4. the isolation specs (concurrent sessions)              tests/isolation
 #      and fault injection (killed backends)                  tests/faults
-#   5. the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
+#   5. client examples (Python, Node, Rust), Python store     examples/*/test.sh, clients/python/test.sh
+#      the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
 #   6. the crate type-checks for pg13..pg18                   scripts/check-features.sh
 # PostgreSQL always runs as the user postgres, on loopback, in throwaway
 # clusters under $TENANCY_TEST_DIR.  Ends with one line: "N passed, N failed".
@@ -67,7 +68,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
 fi
 
 # The suites below run against the normal (non-test) build of the extension.
-if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = bench ]; then
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = examples ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
   if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
     tail -30 "$work/install.log"; count install 0 1
@@ -116,6 +117,20 @@ if [ "$only" = all ] || [ "$only" = faults ]; then
   read -r p f < <(regress_counts "$work/faults.log")
   [ "$p" -eq 0 ] && f=$((f + 1))
   count faults "$p" "$f"
+fi
+
+if [ "$only" = all ] || [ "$only" = examples ]; then
+  echo "== client examples and the Python store (each test.sh ends with \"N passed, N failed\")"
+  for dir in examples/python examples/node examples/rust clients/python; do
+    [ -f "$dir/test.sh" ] || continue
+    name=${dir//\//-}
+    bash "$dir/test.sh" > "$work/$name.log" 2>&1
+    rc=$?
+    tail -15 "$work/$name.log"
+    read -r p f < <(tail -1 "$work/$name.log" | awk '/^[0-9]+ passed, [0-9]+ failed$/ { print $1, $3; ok = 1 } END { if (!ok) print 0, 0 }')
+    { [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; } && [ "$f" -eq 0 ] && f=1
+    count "$name" "$p" "$f"
+  done
 fi
 
 if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
