@@ -1,13 +1,16 @@
 -- tenancy 0.1.0 -> 0.2.0 (ALTER EXTENSION tenancy UPDATE).
 --
--- 0.2.0 changes the library only; the SQL objects are those of 0.1.0, so
--- this script has nothing to run.  What changed behind the same signatures:
+-- New in 0.2.0:
+-- - merge_metadata is one statement (UPDATE, audit row, NOTIFY) instead of a
+--   row lock followed by that statement; the SET expression hands the old
+--   values of the patched keys to RETURNING through two internal functions,
+--   merge_capture and merge_captured (not callable by PUBLIC, like every
+--   non-context function).
+-- Changed behind the same signatures (library only):
 -- - set_tenant and tenant_by_identifier refuse a malformed identifier with
 --   22023 (was P0002 "not found");
--- - CALL tenancy.migrate() does its bookkeeping in fewer statements
---   (claim by a direct advisory-lock call, one statement for a tenant's
---   ledger rows and audit row) and finds its targets without a plan that
---   PostgreSQL would JIT-compile.
+-- - CALL tenancy.migrate() does its bookkeeping in fewer statements and
+--   finds its targets without a plan that PostgreSQL would JIT-compile.
 -- Every 0.1.0 C entry point still exists in the 0.2.0 library, so a database
 -- keeps working between installing the new files and running the UPDATE.
 --
@@ -15,3 +18,13 @@
 -- object, the same as a fresh CREATE EXTENSION of 0.2.0, and that its rows
 -- are kept and work.
 \echo Use "ALTER EXTENSION tenancy UPDATE" to load this file. \quit
+
+CREATE FUNCTION tenancy.merge_capture(old jsonb, patch jsonb) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'merge_capture_wrapper';
+
+CREATE FUNCTION tenancy.merge_captured() RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'merge_captured_wrapper';
+
+REVOKE EXECUTE ON FUNCTION tenancy.merge_capture(jsonb, jsonb), tenancy.merge_captured() FROM PUBLIC;

@@ -376,13 +376,68 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
     if check_object(&patch, "patch").is_empty() {
         return tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row;
     }
-    // Lock the row first and read the version the merge will replace (the
-    // audit's "old" values).  Holding the lock, the UPDATE below sees that
-    // version with its fresh snapshot and never has to re-check a concurrent
-    // update; it still computes `metadata || patch` from the row it updates,
-    // so no key is ever lost.  Change, audit and notification are one
-    // statement, keeping the row locked as briefly as possible.
-    // Only the patched keys' old values travel, not the whole metadata.
+    // One statement: the UPDATE, its audit row and its notification.  The
+    // audit wants the old values of the patched keys, which RETURNING cannot
+    // see before PostgreSQL 18; so the SET expression hands them to
+    // merge_capture() (evaluated on the very version being replaced, again
+    // after a concurrent update made PostgreSQL re-check the row) and
+    // RETURNING takes them back with merge_captured().  `metadata || patch`
+    // is computed from the row being updated, so concurrent merges never
+    // lose a key, and the row stays locked only for this statement and the
+    // commit (locking it first in a separate statement halved throughput
+    // under 8 concurrent merges).
+    crate::context::forget();
+    if !capture_installed() {
+        return merge_with_lock_first(id, patch);
+    }
+    db::query_one(
+        concat!(
+            "WITH u AS (UPDATE tenancy.tenants AS t
+                           SET metadata = t.metadata OPERATOR(pg_catalog.||) tenancy.merge_capture(
+                                   (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
+                                      FROM pg_catalog.jsonb_each(t.metadata) AS k
+                                     WHERE $2 OPERATOR(pg_catalog.?) k.key), $2),
+                               updated_at = GREATEST(pg_catalog.now(), t.created_at)
+                         WHERE t.id OPERATOR(pg_catalog.=) $1
+                     RETURNING t, t.id, t.identifier, tenancy.merge_captured() AS old),
+             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier,
+                               pg_catalog.jsonb_build_object('merge', $2, 'old', u.old) AS details FROM u), ",
+            crate::audit_ctes!(),
+            " SELECT u.t, (SELECT n FROM recorded) FROM u"
+        ),
+        Mode::Write,
+        &[id.into(), JsonB(patch).into()],
+        |r| r.must::<tenants::TenantRow>(1),
+    )
+    .unwrap_or_else(|| errors::tenant_not_found(id).raise())
+}
+
+/// Whether this database has the 0.2.0 SQL objects merge_metadata uses.  A
+/// database still at 0.1.0 (new library installed, ALTER EXTENSION UPDATE not
+/// yet run) keeps the 0.1.0 way.  Found once per backend: functions of an
+/// installed version are not dropped under a running session (DROP
+/// EXTENSION and CREATE EXTENSION VERSION '0.1.0' in one session is the
+/// exception, and gets "function does not exist" until it reconnects).
+fn capture_installed() -> bool {
+    thread_local! {
+        static FOUND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if FOUND.with(|f| f.get()) {
+        return true;
+    }
+    // SAFETY: to_regprocedure(text) returns a regprocedure or NULL; it reads
+    // the catalog caches, no SQL.
+    let found = unsafe {
+        pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regprocedure, &["tenancy.merge_captured()".into_datum()])
+    }
+    .is_some();
+    FOUND.with(|f| f.set(found));
+    found
+}
+
+/// merge_metadata as 0.1.0 did it: lock the row and read the patched keys'
+/// old values, then UPDATE, audit and notify in a second statement.
+fn merge_with_lock_first(id: pgrx::Uuid, patch: Value) -> pgrx::composite_type!('static, "tenants") {
     let old_values = db::query_one(
         "SELECT COALESCE((SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
                             FROM pg_catalog.jsonb_each(t.metadata) AS k
@@ -394,7 +449,6 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
     )
     .unwrap_or_else(|| errors::tenant_not_found(id).raise());
     let details = json!({"merge": patch, "old": old_values});
-    crate::context::forget();
     db::query_one(
         concat!(
             "WITH u AS (UPDATE tenancy.tenants AS t
@@ -411,6 +465,26 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
         |r| r.must::<tenants::TenantRow>(1),
     )
     .unwrap_or_else(|| errors::tenant_not_found(id).raise())
+}
+
+thread_local! {
+    /// The old values merge_capture() saw, until merge_captured() takes them.
+    static CAPTURED: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Internal to merge_metadata: remembers `old` (the patched keys' values in
+/// the row being updated) and returns `patch`.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn merge_capture(old: Option<JsonB>, patch: Option<JsonB>) -> Option<JsonB> {
+    CAPTURED.with(|c| *c.borrow_mut() = Some(old.map(|j| j.0).unwrap_or_else(|| json!({}))));
+    patch
+}
+
+/// Internal to merge_metadata: the old values merge_capture() remembered for
+/// the row just updated (`{}` when none).
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn merge_captured() -> JsonB {
+    JsonB(CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_else(|| json!({})))
 }
 
 /// Remove keys from the tenant's metadata in one UPDATE.

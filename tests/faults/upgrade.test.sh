@@ -38,6 +38,20 @@ fi
 echo "0.1.0 -> $current: $(grep -c . /tmp/tenancy-fresh-shape.txt) catalog facts identical to a fresh install"
 
 check_fixture_works "$db" >/dev/null
+
+# One session merges metadata at 0.1.0, runs the UPDATE, and merges again
+# (the library finds the 0.2.0 objects once they exist): audit "old" values right.
+straddle=${db}_straddle
+q -d postgres -c "DROP DATABASE IF EXISTS $straddle" -c "CREATE DATABASE $straddle" >/dev/null
+q -d "$straddle" -c "CREATE EXTENSION tenancy VERSION '0.1.0'" \
+  -c "SELECT tenancy.create_tenant('merger', 'Merger', '{\"seats\": 5}', id => '00000000-0000-7000-8000-000000000009')" \
+  -c "SELECT tenancy.merge_metadata('00000000-0000-7000-8000-000000000009', '{\"seats\": 6}')" \
+  -c "ALTER EXTENSION tenancy UPDATE" \
+  -c "SELECT tenancy.merge_metadata('00000000-0000-7000-8000-000000000009', '{\"seats\": 7}')" >/dev/null
+merges=$(q -d "$straddle" -c "SELECT string_agg(details::text, ' ' ORDER BY id) FROM tenancy.audit_log WHERE action = 'metadata'")
+want='{"old": {"seats": 5}, "merge": {"seats": 6}} {"old": {"seats": 6}, "merge": {"seats": 7}}'
+[ "$merges" = "$want" ] || { echo "metadata audit across the upgrade: $merges"; exit 1; }
+q -d postgres -c "DROP DATABASE $straddle" >/dev/null
 # Rows written after the upgrade are kept like the old ones.
 [ "$(q -d "$db" -c "SELECT count(*) FROM tenancy.tenants")" = 4 ] || { echo "tenant count after upgrade"; exit 1; }
 q -d postgres -c "DROP DATABASE $fresh" >/dev/null
