@@ -66,7 +66,7 @@ fn parse_guc(text: &str) -> pgrx::Uuid {
 
 /// Raises unless `t` may be the context of `role`: 55000 when not active,
 /// 42501 when the role may not act for it.
-fn check_usable(t: &Tenant, role: pg_sys::Oid) {
+pub(crate) fn check_usable(t: &Tenant, role: pg_sys::Oid) {
     if t.status != "active" {
         errors::wrong_state(format!("tenant \"{}\" is {}, not active", t.identifier, t.status))
             .hint("Only an active tenant can be set as the context.")
@@ -129,7 +129,7 @@ fn join_path(items: &[String]) -> String {
 fn path_without_tenant_schemas() -> (Vec<String>, bool) {
     let items = validate::split_search_path(&settings::get(c"search_path"));
     let is_tenant_schema =
-        |s: &String| s.len() < 64 && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
+        |s: &String| validate::could_be_tenant_schema(s) && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
     let kept: Vec<String> = items.iter().filter(|s| !is_tenant_schema(s)).cloned().collect();
     let changed = kept.len() != items.len();
     (kept, changed)

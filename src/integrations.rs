@@ -77,7 +77,8 @@ fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
     let t: Tenant = match tenant {
         Some(id) => {
             let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| errors::tenant_not_found(id).raise());
-            access::check_may_act(role, &t);
+            // Same checks as set_tenant: only an active tenant's requests count.
+            context::check_usable(&t, role);
             t
         }
         None => context::current(role).unwrap_or_else(|| {

@@ -168,6 +168,17 @@ pub fn tenant_object_name(prefix: &str, identifier: &str) -> Option<String> {
     (name.len() <= MAX_PG_NAME_BYTES).then_some(name)
 }
 
+/// Whether `name` could be a tenant's schema: every such name is a prefix
+/// (`^[a-z][a-z0-9_]*$`) plus an identifier with `-` turned into `_`, so it is
+/// made of `[a-z0-9_]` and starts with a letter.  Lets set_tenant skip the
+/// catalog lookup for search_path entries like `"$user"`.
+pub fn could_be_tenant_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_PG_NAME_BYTES
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Case folding used by `search_tenants`, both in its index and in its match.
 pub fn search_fold(s: &str) -> String {
     s.to_lowercase()
@@ -325,6 +336,19 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(check_identifier(input).as_ref(), Err(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn tenant_schema_names_are_recognisable() {
+        for prefix in ["tenant_", "t", "acme_tenants_"] {
+            for identifier in ["abc", "acme-corp", "x0-y1-z2"] {
+                let name = tenant_object_name(prefix, identifier).unwrap();
+                assert!(could_be_tenant_schema(&name), "{name}");
+            }
+        }
+        for other in ["$user", "", "Public", "1abc", "my schema", "t\u{e9}", &"a".repeat(64)] {
+            assert!(!could_be_tenant_schema(other), "{other:?}");
         }
     }
 

@@ -85,5 +85,8 @@ SET ROLE tenancy_limited;
 SELECT tenancy.check_rate_limit(:a);
 RESET ROLE;
 DROP ROLE tenancy_limited;
+-- Only an active tenant's requests are counted (55000, as for set_tenant).
+SELECT status FROM tenancy.suspend_tenant(:a);
+SELECT tenancy.check_rate_limit(:a);
 
 DROP EXTENSION tenancy;
