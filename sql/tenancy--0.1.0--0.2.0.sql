@@ -9,6 +9,7 @@
 -- Changed behind the same signatures (library only):
 -- - set_tenant and tenant_by_identifier refuse a malformed identifier with
 --   22023 (was P0002 "not found");
+-- - check_rate_limit(id) refuses a tenant that is not active (55000);
 -- - CALL tenancy.migrate() does its bookkeeping in fewer statements and
 --   finds its targets without a plan that PostgreSQL would JIT-compile.
 -- Every 0.1.0 C entry point still exists in the 0.2.0 library, so a database
