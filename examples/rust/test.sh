@@ -5,6 +5,7 @@
 # KEEP=1 keeps the database and the role afterwards for inspection.
 set -euo pipefail
 cd "$(dirname "$0")"
+source ../lib.sh
 # Whatever stops the script early (a failed install, build or setup) still
 # ends with the summary line CI reads.
 summary=""
@@ -15,10 +16,6 @@ DB=tenancy_example_rust
 export APP_ROLE=example_rust_app
 
 # --- tools: install only what is missing -------------------------------------
-apt_install() {
-    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
 command -v psql >/dev/null || apt_install postgresql-client
 if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then
@@ -31,23 +28,8 @@ fi
 cargo build --tests --locked --quiet
 
 # --- a fresh database and role -----------------------------------------------
-psql_admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-
-cleanup() {
-    # Roles are cluster-wide: drop what the role holds in our database, then
-    # the database, then the role. Each step copes with the thing not existing.
-    if psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
-        psql_admin -d "$DB" -c "DO \$\$ BEGIN
-            IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
-                EXECUTE format('DROP OWNED BY %I', '$APP_ROLE');
-            END IF; END \$\$"
-    fi
-    psql_admin -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-    psql_admin -d postgres -c "DROP ROLE IF EXISTS $APP_ROLE"
-}
-cleanup
-psql_admin -d postgres -c "CREATE DATABASE $DB"
-psql_admin -d "$DB" -c "CREATE EXTENSION tenancy"
+cleanup() { drop_database "$DB" "$APP_ROLE"; }
+fresh_database "$DB" "$APP_ROLE"
 # The app's role: LOGIN, and deliberately not a superuser (superusers and
 # BYPASSRLS roles are not subject to row-level security).
 psql_admin -d "$DB" -c "CREATE ROLE $APP_ROLE LOGIN NOSUPERUSER NOBYPASSRLS" \
