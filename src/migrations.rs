@@ -232,7 +232,8 @@ fn try_claim(tenant: pgrx::Uuid) -> bool {
 #[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
 #[search_path(pg_catalog, pg_temp)]
 fn migration_apply(tenant: Option<pgrx::Uuid>, migration: Option<&str>) {
-    let t = tenants::find_by_id(required(tenant, "tenant"), Mode::Write)
+    // By index, no SQL: the claim locked the row, and nothing here changed it yet.
+    let t = tenants::find_by_id(required(tenant, "tenant"), Mode::Latest)
         .unwrap_or_else(|| errors::tenant_not_found(tenant.map(|u| u.to_string()).unwrap_or_default()).raise());
     let schema = t.schema_name.clone().unwrap_or_else(|| {
         errors::wrong_state(format!("tenant \"{}\" is not a schema tenant", t.identifier)).raise()
@@ -252,7 +253,7 @@ fn migration_finish(
 ) -> pgrx::JsonB {
     let tenant = required(tenant, "tenant");
     let applied: Vec<String> = applied.unwrap_or_default().into_iter().flatten().collect();
-    if let Some(t) = tenants::find_by_id(tenant, Mode::Write) {
+    if let Some(t) = tenants::find_by_id(tenant, Mode::Latest) {
         record_outcome(&t, &applied, failed, error);
     }
     pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "applied": applied, "failed": failed, "error": error}))
