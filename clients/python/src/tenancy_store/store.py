@@ -177,6 +177,16 @@ class TenancyTenantStore(TenantStore[TenantT]):
         except psycopg.Error as exc:
             raise translate(exc, lookup=lookup) from exc
 
+    async def _one_by_id(self, tenant_id: str, call: str, *args: Any) -> TenantT:
+        """``SELECT <tenant columns> FROM <call>`` where the call's first
+        parameter is the tenant's uuid.  An id that is not a uuid names no
+        tenant: TenantNotFoundError without a query, as for a missing one."""
+        tid = parse_uuid(tenant_id)
+        if tid is None:
+            raise TenantNotFoundError(identifier=str(tenant_id))
+        rows = await self._rows(f"SELECT {TENANT_COLUMNS} FROM {call}", [tid, *args], lookup=str(tenant_id))
+        return self._tenant(rows[0])
+
     def _tenant(self, row: dict[str, Any]) -> TenantT:
         return row_to_tenant(row, self._model, self._database_url_template)
 
@@ -194,13 +204,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
 
     async def get_by_id(self, tenant_id: str) -> TenantT:
         """``tenancy.tenant(id)``; any status, deleted included."""
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
-        rows = await self._rows(
-            f"SELECT {TENANT_COLUMNS} FROM tenancy.tenant(%s)", [tid], lookup=str(tenant_id)
-        )
-        return self._tenant(rows[0])
+        return await self._one_by_id(tenant_id, "tenancy.tenant(%s)")
 
     async def get_by_identifier(self, identifier: str) -> TenantT:
         """``tenancy.tenant_by_identifier(identifier)``; any status."""
@@ -410,15 +414,9 @@ class TenancyTenantStore(TenantStore[TenantT]):
         illegal transition (e.g. deleted -> active) raises
         ``TenantStatusTransitionError`` (a ``ValueError``).
         """
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
-        rows = await self._rows(
-            f"SELECT {TENANT_COLUMNS} FROM tenancy.set_status(%s, %s::tenancy.tenant_status)",
-            [tid, self._status(status)],
-            lookup=str(tenant_id),
+        return await self._one_by_id(
+            tenant_id, "tenancy.set_status(%s, %s::tenancy.tenant_status)", self._status(status)
         )
-        return self._tenant(rows[0])
 
     async def update_metadata(self, tenant_id: str, metadata: dict[str, Any]) -> TenantT:
         """``tenancy.merge_metadata``: ``metadata || patch`` in one UPDATE.
@@ -428,15 +426,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
         A key set to None is stored as JSON null; remove keys with
         :meth:`remove_metadata_keys`.
         """
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
-        rows = await self._rows(
-            f"SELECT {TENANT_COLUMNS} FROM tenancy.merge_metadata(%s, %s)",
-            [tid, Jsonb(metadata)],
-            lookup=str(tenant_id),
-        )
-        return self._tenant(rows[0])
+        return await self._one_by_id(tenant_id, "tenancy.merge_metadata(%s, %s)", Jsonb(metadata))
 
     #####################################
     # Batch operations: one call each   #
@@ -501,15 +491,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
 
     async def remove_metadata_keys(self, tenant_id: str, keys: Iterable[str]) -> TenantT:
         """``tenancy.remove_metadata_keys``: atomic removal of top-level keys."""
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
-        rows = await self._rows(
-            f"SELECT {TENANT_COLUMNS} FROM tenancy.remove_metadata_keys(%s, %s::text[])",
-            [tid, _List(keys)],
-            lookup=str(tenant_id),
-        )
-        return self._tenant(rows[0])
+        return await self._one_by_id(tenant_id, "tenancy.remove_metadata_keys(%s, %s::text[])", _List(keys))
 
     async def destroy_data(self, tenant_id: str) -> None:
         """Mark the tenant deleted and destroy its data, keeping the row.
