@@ -45,6 +45,13 @@ regress_counts() { # pg_regress (PostgreSQL 15) output -> "passed failed"
   awk '/^(test | +)[a-z_0-9]+ +\.\.\. ok/ { p++ } /^(test | +)[a-z_0-9]+ +\.\.\. (FAILED|failed)/ { f++ } END { print p + 0, f + 0 }' "$1"
 }
 
+tally() { # name log: counts "test X ... ok|FAILED" lines; a suite where nothing passed failed
+  local p f
+  read -r p f < <(regress_counts "$2")
+  [ "$p" -eq 0 ] && f=$((f + 1))
+  count "$1" "$p" "$f"
+}
+
 mkdir -p "$work"
 chmod 755 "$work"
 
@@ -82,41 +89,37 @@ if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$
   export PGHOST="$work/pg" PGPORT=$port PGUSER=postgres
 fi
 
+# run_pg_suite NAME TOOL INPUTDIR DBNAME [ARGS...]: pg_regress or
+# pg_isolation_regress over INPUTDIR's schedule, its diffs shown on failure.
+run_pg_suite() {
+  local name=$1 tool=$2 input=$3 db=$4; shift 4
+  local out="$work/$name"
+  rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
+  "$tool" --inputdir="$input" --outputdir="$out" --bindir="$PG_BIN" \
+    --host="$PGHOST" --port="$port" --user=postgres --dbname="$db" \
+    --schedule="$input/schedule" "$@" > "$work/$name.log" 2>&1
+  cat "$work/$name.log"
+  # pg_isolation_regress writes its diffs under output_iso/
+  for d in "$out/regression.diffs" "$out/output_iso/regression.diffs"; do
+    [ -f "$d" ] && head -200 "$d"
+  done
+  tally "$name" "$work/$name.log"
+}
+
 if [ "$only" = all ] || [ "$only" = regress ]; then
   echo "== pg_regress suite"
-  out="$work/regress"
-  rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
-  "$PG_REGRESS" --inputdir=tests/pg_regress --outputdir="$out" --bindir="$PG_BIN" \
-    --host="$PGHOST" --port="$port" --user=postgres --dbname=tenancy_regress \
-    --schedule=tests/pg_regress/schedule > "$work/regress.log" 2>&1
-  cat "$work/regress.log"
-  read -r p f < <(regress_counts "$work/regress.log")
-  [ "$p" -eq 0 ] && f=$((f + 1))
-  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
-  count regress "$p" "$f"
+  run_pg_suite regress "$PG_REGRESS" tests/pg_regress tenancy_regress
 fi
 
 if [ "$only" = all ] || [ "$only" = isolation ]; then
   echo "== isolation specs"
-  out="$work/isolation"
-  rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
-  "$PG_ISOLATION_REGRESS" --inputdir=tests/isolation --outputdir="$out" --bindir="$PG_BIN" \
-    --host="$PGHOST" --port="$port" --user=postgres --dbname=tenancy_isolation \
-    --load-extension=tenancy --schedule=tests/isolation/schedule > "$work/isolation.log" 2>&1
-  cat "$work/isolation.log"
-  read -r p f < <(regress_counts "$work/isolation.log")
-  [ "$p" -eq 0 ] && f=$((f + 1))
-  [ -f "$out/output_iso/regression.diffs" ] && head -200 "$out/output_iso/regression.diffs"
-  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
-  count isolation "$p" "$f"
+  run_pg_suite isolation "$PG_ISOLATION_REGRESS" tests/isolation tenancy_isolation --load-extension=tenancy
 fi
 
 if [ "$only" = all ] || [ "$only" = faults ]; then
   echo "== fault injection"
   bash tests/faults/run.sh | tee "$work/faults.log"
-  read -r p f < <(regress_counts "$work/faults.log")
-  [ "$p" -eq 0 ] && f=$((f + 1))
-  count faults "$p" "$f"
+  tally faults "$work/faults.log"
 fi
 
 if [ "$only" = all ] || [ "$only" = examples ]; then
