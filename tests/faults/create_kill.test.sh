@@ -3,7 +3,7 @@
 # schema tenant's migrations) leaves no half-made tenant: no row, no schema,
 # no ledger or audit rows; the same identifier can be created afterwards.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 
 q <<'SQL' >/dev/null
 CREATE EXTENSION tenancy;
@@ -11,12 +11,7 @@ SELECT tenancy.add_migration('001_slow', 'CREATE TABLE before_sleep (id int); SE
 SQL
 PGAPPNAME=creator psql -X -q -c "SELECT tenancy.create_tenant('victim', 'Victim', isolation => 'schema')" > /dev/null 2>&1 &
 creator=$!
-for _ in $(seq 1 100); do
-  busy=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'creator' AND query LIKE '%create_tenant%' AND wait_event = 'PgSleep'")
-  [ "$busy" -eq 1 ] && break
-  sleep 0.05
-done
-[ "$busy" -eq 1 ]
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'creator' AND query LIKE '%create_tenant%' AND wait_event = 'PgSleep')"
 q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'creator'" >/dev/null
 wait "$creator" || true
 left=$(q -c "SELECT (SELECT count(*) FROM tenancy.tenants) + (SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_victim')

@@ -5,7 +5,7 @@
 # one of SPEC's SQLSTATEs (never XX000), and the catalog and audit log are
 # unchanged afterwards.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 calls=${TENANCY_HOSTILE_CALLS:-3000}
 q <<'SQL' >/dev/null
 CREATE EXTENSION tenancy;

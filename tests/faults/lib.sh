@@ -2,6 +2,39 @@
 # fingerprint of every row tenancy keeps, for "nothing lost" comparisons.
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
+# wait_for SQL: polls (up to 5 s) until SQL returns true.
+wait_for() {
+  for _ in $(seq 1 100); do
+    [ "$(q -c "$1")" = t ] && return 0
+    sleep 0.05
+  done
+  echo "timed out waiting for: $1"; return 1
+}
+
+# check_migrated_whole ROWS: every schema tenant has the migration's table
+# `things`, with its ROWS rows, exactly where the ledger says the migration
+# was applied: no half-migrated tenant.
+check_migrated_whole() {
+  q -v rows="$1" <<'SQL'
+SELECT set_config('fault.rows', :'rows', false);
+DO $$
+DECLARE t record; has_table boolean; in_ledger boolean; n int;
+BEGIN
+  FOR t IN SELECT id, schema_name FROM tenancy.tenants WHERE isolation = 'schema' LOOP
+    has_table := to_regclass(format('%I.things', t.schema_name)) IS NOT NULL;
+    in_ledger := EXISTS (SELECT FROM tenancy.migration_ledger l WHERE l.tenant_id = t.id AND l.status = 'applied');
+    IF has_table IS DISTINCT FROM in_ledger THEN
+      RAISE EXCEPTION 'tenant % half-migrated: table %, ledger %', t.schema_name, has_table, in_ledger;
+    END IF;
+    IF has_table THEN
+      EXECUTE format('SELECT count(*) FROM %I.things', t.schema_name) INTO n;
+      IF n <> current_setting('fault.rows')::int THEN RAISE EXCEPTION 'tenant % has % rows', t.schema_name, n; END IF;
+    END IF;
+  END LOOP;
+END $$;
+SQL
+}
+
 # The extension's rows and the data behind them, as one text (database $1).
 # Expects the fixture that populate_fixture makes.
 fingerprint() {

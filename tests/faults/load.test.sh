@@ -5,7 +5,7 @@
 # successful create, no lost metadata key, audit rows matching the changes,
 # no error at all.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 seconds=${TENANCY_LOAD_SECONDS:-60}
 q <<'SQL' >/dev/null
 DO $$ BEGIN

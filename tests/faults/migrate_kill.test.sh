@@ -3,7 +3,7 @@
 # every tenant is left either fully migrated or not at all (one transaction
 # per tenant), the ledger says which, and a re-run completes the rest.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 
 q <<'SQL'
 CREATE EXTENSION tenancy;
@@ -18,11 +18,7 @@ SQL
 PGAPPNAME=migrator psql -X -q -c "CALL tenancy.migrate()" > /tmp/tenancy-fault-migrator.out 2>&1 &
 migrator=$!
 # Wait until some, not all, tenants are migrated, then kill the backend.
-for _ in $(seq 1 100); do
-  n=$(q -c "SELECT count(*) FROM tenancy.migration_ledger WHERE status = 'applied'")
-  [ "$n" -ge 2 ] && break
-  sleep 0.05
-done
+wait_for "SELECT count(*) >= 2 FROM tenancy.migration_ledger WHERE status = 'applied'"
 killed=$(q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'migrator'")
 wait "$migrator" || true
 echo "terminated $killed backend(s)"
@@ -31,25 +27,7 @@ echo "terminated $killed backend(s)"
 applied=$(q -c "SELECT count(*) FROM tenancy.migration_ledger WHERE status = 'applied'")
 echo "applied before the kill: $applied of 8"
 [ "$applied" -ge 2 ] && [ "$applied" -lt 8 ]
-# No half-migrated tenant: the table exists, with all its rows, exactly where
-# the ledger says the migration was applied.
-q <<'SQL'
-DO $$
-DECLARE t record; has_table boolean; in_ledger boolean; n int;
-BEGIN
-  FOR t IN SELECT id, schema_name FROM tenancy.tenants LOOP
-    has_table := to_regclass(format('%I.things', t.schema_name)) IS NOT NULL;
-    in_ledger := EXISTS (SELECT FROM tenancy.migration_ledger l WHERE l.tenant_id = t.id AND l.status = 'applied');
-    IF has_table IS DISTINCT FROM in_ledger THEN
-      RAISE EXCEPTION 'tenant % half-migrated: table %, ledger %', t.schema_name, has_table, in_ledger;
-    END IF;
-    IF has_table THEN
-      EXECUTE format('SELECT count(*) FROM %I.things', t.schema_name) INTO n;
-      IF n <> 100 THEN RAISE EXCEPTION 'tenant % has % rows', t.schema_name, n; END IF;
-    END IF;
-  END LOOP;
-END $$;
-SQL
+check_migrated_whole 100 >/dev/null
 pending=$(q -c "SELECT sum(pending) FROM tenancy.migration_status")
 echo "pending after the kill: $pending"
 [ "$pending" -eq $((8 - applied)) ]

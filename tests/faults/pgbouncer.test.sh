@@ -5,7 +5,7 @@
 # and between transactions (no tenant) it sees none: no context crosses from
 # one client to another through the shared server connection.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed"; exit 1; }
 
 q <<'SQL' >/dev/null

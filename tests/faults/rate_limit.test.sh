@@ -3,7 +3,7 @@
 # 160 requests at once for one tenant whose limit is 50 per window; exactly
 # 50 are admitted and the other 110 get SQLSTATE 54000.
 set -euo pipefail
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/lib.sh"
 q <<'SQL' >/dev/null
 CREATE EXTENSION tenancy;
 SELECT tenancy.create_tenant('busy', 'Busy', '{"rate_limit_per_minute": 50}', id => '00000000-0000-7000-8000-0000000000b5');
