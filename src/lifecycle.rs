@@ -365,6 +365,24 @@ fn bulk_set_status(
     SetOfIterator::new(tenants::by_ids(ids, Mode::Write).into_iter().map(|t| t.row))
 }
 
+/// The merge statement: `metadata || PATCH` on tenant $1, with `OLD` as
+/// `u.old` in RETURNING, the audit row with `DETAILS`, and the notification.
+macro_rules! merge_statement {
+    ($patch:literal, $old:literal, $details:literal) => {
+        concat!(
+            "WITH u AS (UPDATE tenancy.tenants AS t
+                           SET metadata = t.metadata OPERATOR(pg_catalog.||) ", $patch, ",
+                               updated_at = GREATEST(pg_catalog.now(), t.created_at)
+                         WHERE t.id OPERATOR(pg_catalog.=) $1
+                     RETURNING t, t.id, t.identifier, ", $old, " AS old),
+             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier, ",
+            $details, " AS details FROM u), ",
+            crate::audit_ctes!(),
+            " SELECT u.t, (SELECT n FROM recorded) FROM u"
+        )
+    };
+}
+
 /// Shallow-merge `patch` into the tenant's metadata in one UPDATE
 /// (`metadata || patch`): concurrent merges never lose a key, and a key set
 /// to JSON null is kept as null.
@@ -391,19 +409,12 @@ fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composi
         return merge_with_lock_first(id, patch);
     }
     db::query_one(
-        concat!(
-            "WITH u AS (UPDATE tenancy.tenants AS t
-                           SET metadata = t.metadata OPERATOR(pg_catalog.||) tenancy.merge_capture(
-                                   (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
+        merge_statement!(
+            "tenancy.merge_capture((SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
                                       FROM pg_catalog.jsonb_each(t.metadata) AS k
-                                     WHERE $2 OPERATOR(pg_catalog.?) k.key), $2),
-                               updated_at = GREATEST(pg_catalog.now(), t.created_at)
-                         WHERE t.id OPERATOR(pg_catalog.=) $1
-                     RETURNING t, t.id, t.identifier, tenancy.merge_captured() AS old),
-             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier,
-                               pg_catalog.jsonb_build_object('merge', $2, 'old', u.old) AS details FROM u), ",
-            crate::audit_ctes!(),
-            " SELECT u.t, (SELECT n FROM recorded) FROM u"
+                                     WHERE $2 OPERATOR(pg_catalog.?) k.key), $2)",
+            "tenancy.merge_captured()",
+            "pg_catalog.jsonb_build_object('merge', $2, 'old', u.old)"
         ),
         Mode::Write,
         &[id.into(), JsonB(patch).into()],
@@ -450,16 +461,7 @@ fn merge_with_lock_first(id: pgrx::Uuid, patch: Value) -> pgrx::composite_type!(
     .unwrap_or_else(|| errors::tenant_not_found(id).raise());
     let details = json!({"merge": patch, "old": old_values});
     db::query_one(
-        concat!(
-            "WITH u AS (UPDATE tenancy.tenants AS t
-                           SET metadata = t.metadata OPERATOR(pg_catalog.||) $2,
-                               updated_at = GREATEST(pg_catalog.now(), t.created_at)
-                         WHERE t.id OPERATOR(pg_catalog.=) $1
-                     RETURNING t, t.id, t.identifier),
-             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier, $3::jsonb AS details FROM u), ",
-            crate::audit_ctes!(),
-            " SELECT u.t, (SELECT n FROM recorded) FROM u"
-        ),
+        merge_statement!("$2", "NULL::jsonb", "$3::jsonb"),
         Mode::Write,
         &[id.into(), JsonB(patch).into(), JsonB(details).into()],
         |r| r.must::<tenants::TenantRow>(1),

@@ -96,6 +96,23 @@ fn pending(tenant: pgrx::Uuid) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The ledger rows of one tenant's run, as a CTE named `ledger`: $1 the
+/// tenant, $2 the applied migrations, $3 the failed one (or NULL), $4 its error.
+macro_rules! ledger_cte {
+    () => {
+        "ledger AS (
+             INSERT INTO tenancy.migration_ledger AS l (tenant_id, migration, applied_at, status, error)
+             SELECT $1, o.migration, pg_catalog.now(), o.status, o.error
+               FROM (SELECT a.migration, 'applied'::text AS status, NULL::text AS error
+                       FROM pg_catalog.unnest($2::text[]) AS a(migration)
+                     UNION ALL
+                     SELECT $3::text, 'failed', COALESCE($4::text, 'unknown error') WHERE $3 IS NOT NULL) o
+             ON CONFLICT (tenant_id, migration) DO UPDATE
+                SET applied_at = EXCLUDED.applied_at, status = EXCLUDED.status, error = EXCLUDED.error
+             RETURNING 1)"
+    };
+}
+
 /// The ledger rows (the applied migrations, and the failed one) and, when
 /// anything ran, the `migrate` audit row: one statement for the tenant.
 fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: Option<&str>) {
@@ -106,18 +123,10 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
     let details = json!({"applied": applied, "failed": failed, "error": error});
     db::query(
         concat!(
-            "WITH ledger AS (
-                 INSERT INTO tenancy.migration_ledger AS l (tenant_id, migration, applied_at, status, error)
-                 SELECT $1, o.migration, pg_catalog.now(), o.status, o.error
-                   FROM (SELECT a.migration, 'applied'::text AS status, NULL::text AS error
-                           FROM pg_catalog.unnest($2::text[]) AS a(migration)
-                         UNION ALL
-                         SELECT $3::text, 'failed', COALESCE($4::text, 'unknown error') WHERE $3 IS NOT NULL) o
-                 ON CONFLICT (tenant_id, migration) DO UPDATE
-                    SET applied_at = EXCLUDED.applied_at, status = EXCLUDED.status, error = EXCLUDED.error
-                 RETURNING 1),
-             events AS (SELECT 1 AS n, $1::uuid AS tenant_id, 'migrate'::text AS action,
-                               $5::text AS identifier, $6::jsonb AS details), ",
+            "WITH ",
+            ledger_cte!(),
+            ", events AS (SELECT 1 AS n, $1::uuid AS tenant_id, 'migrate'::text AS action,
+                                $5::text AS identifier, $6::jsonb AS details), ",
             audit_ctes!(),
             " SELECT r.n FROM recorded r, (SELECT pg_catalog.count(*) FROM ledger) l"
         ),
@@ -129,18 +138,18 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
 
 /// Applies every pending migration to a new schema tenant, inside its
 /// creating transaction (an error aborts the creation).  Returns their names.
-/// The caller audits the provisioning, so no `migrate` row here.
+/// The caller audits the provisioning, so only the ledger rows here.
 pub fn apply_all(t: &Tenant, schema: &str) -> Vec<String> {
     let names = pending(t.id);
     for m in &names {
         apply(schema, m);
     }
     if !names.is_empty() {
-        db::execute(
-            "INSERT INTO tenancy.migration_ledger (tenant_id, migration, applied_at, status, error)
-             SELECT $1, a.migration, pg_catalog.now(), 'applied', NULL FROM pg_catalog.unnest($2::text[]) AS a(migration)
-             ON CONFLICT (tenant_id, migration) DO UPDATE SET applied_at = EXCLUDED.applied_at, status = 'applied', error = NULL",
-            &[t.id.into(), names.clone().into()],
+        db::query(
+            concat!("WITH ", ledger_cte!(), " SELECT pg_catalog.count(*) FROM ledger"),
+            Mode::Write,
+            &[t.id.into(), names.clone().into(), Option::<&str>::None.into(), Option::<&str>::None.into()],
+            |_| (),
         );
     }
     names
