@@ -179,3 +179,18 @@ pub fn execute_dynamic(sql: &str) {
         }
     })
 }
+
+/// Takes the transaction-level advisory lock on (purpose, tenant), waiting
+/// for it (`wait`) or not; true when held.  A direct call: no statement, so
+/// the next statement's snapshot is taken after the lock is held.
+pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wait: bool) -> bool {
+    let key = crate::validate::tenant_lock_key(purpose, tenant.as_bytes());
+    if wait {
+        // SAFETY: a built-in taking one int8 and returning void.
+        unsafe { pgrx::direct_function_call_as_datum(pg_sys::pg_advisory_xact_lock_int8, &[key.into_datum()]) };
+        true
+    } else {
+        // SAFETY: a built-in taking one int8 and returning bool.
+        unsafe { pgrx::direct_function_call::<bool>(pg_sys::pg_try_advisory_xact_lock_int8, &[key.into_datum()]) }.unwrap_or(false)
+    }
+}

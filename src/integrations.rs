@@ -11,6 +11,7 @@ use crate::db::{self, Mode};
 use crate::errors::{self, required};
 use crate::settings;
 use crate::tenants::{self, Tenant};
+use crate::validate;
 
 pub static RATE_LIMIT_PER_MINUTE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static RATE_LIMIT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -89,24 +90,12 @@ fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
     };
     let default_limit = RATE_LIMIT_PER_MINUTE.get() as i64;
     let window = RATE_LIMIT_WINDOW.get() as f64;
+    // Callers for one tenant queue here; the count below is read after the lock.
+    db::lock_tenant(validate::LockPurpose::RateLimit, t.id, true);
+    let metadata = t.row.get_by_name::<pgrx::JsonB>("metadata").ok().flatten();
+    let limit = validate::metadata_rate_limit(metadata.as_ref().and_then(|m| m.0.get("rate_limit_per_minute")))
+        .unwrap_or(default_limit);
     // The hits table is not the caller's: record as the extension owner.
-    let verdict = access::as_owner(|| {
-        db::query_one(
-            "WITH lock AS (SELECT pg_catalog.pg_advisory_xact_lock(
-                                  pg_catalog.hashtextextended('tenancy.rate:' OPERATOR(pg_catalog.||) $1::text, 0))),
-                  limits AS (
-                      SELECT COALESCE(
-                               CASE WHEN t.metadata->>'rate_limit_per_minute' ~ '^[0-9]{1,18}$'
-                                    THEN (t.metadata->>'rate_limit_per_minute')::bigint END,
-                               $2) AS lim
-                        FROM tenancy.tenants t, lock WHERE t.id OPERATOR(pg_catalog.=) $1)
-             SELECT l.lim, pg_catalog.clock_timestamp() AS now FROM limits l",
-            Mode::Write,
-            &[t.id.into(), default_limit.into()],
-            |r| r.must::<i64>(1),
-        )
-    });
-    let limit = verdict.unwrap_or(default_limit);
     let admitted = access::as_owner(|| {
         db::query_one(
             "WITH gone AS (DELETE FROM tenancy.rate_limit_hits h

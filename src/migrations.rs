@@ -204,7 +204,8 @@ fn migration_targets() -> SetOfIterator<'static, pgrx::Uuid> {
 #[search_path(pg_catalog, pg_temp)]
 fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
     let tenant = required(tenant, "tenant");
-    if !try_claim(tenant) {
+    // The transaction-level advisory lock that makes this session the tenant's migrator.
+    if !db::lock_tenant(crate::validate::LockPurpose::Migrate, tenant, false) {
         return None;
     }
     // Read after the lock is held (a new snapshot), so a tenant another
@@ -220,20 +221,6 @@ fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
         |r| r.get::<Vec<String>>(1),
     )
     .flatten()
-}
-
-/// The transaction-level advisory lock that makes one session the migrator of
-/// a tenant, taken by a direct call (no statement, so no snapshot is taken
-/// before the lock is held).  The 64-bit key mixes both halves of the uuid
-/// (the first half of a UUIDv7 is mostly its timestamp) with a tag of our own.
-fn try_claim(tenant: pgrx::Uuid) -> bool {
-    const TAG: u64 = 0x7465_6e61_6e63_7931; // "tenancy1"
-    let b = tenant.as_bytes();
-    let hi = u64::from_be_bytes(b[..8].try_into().unwrap_or([0; 8]));
-    let lo = u64::from_be_bytes(b[8..].try_into().unwrap_or([0; 8]));
-    let key = (hi.rotate_left(29) ^ lo ^ TAG) as i64;
-    // SAFETY: a built-in taking one int8 and returning bool, called with one int8.
-    unsafe { pgrx::direct_function_call::<bool>(pg_sys::pg_try_advisory_xact_lock_int8, &[key.into_datum()]) }.unwrap_or(false)
 }
 
 /// Applies one migration to a claimed tenant (called by migrate_tenant inside

@@ -179,6 +179,34 @@ pub fn could_be_tenant_schema(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// What tenancy takes its per-tenant advisory locks for.
+#[derive(Clone, Copy)]
+pub enum LockPurpose {
+    Migrate = 0x6d69_6772, // "migr"
+    RateLimit = 0x7261_7465, // "rate"
+}
+
+/// The 64-bit key of a transaction-level advisory lock on (purpose, tenant):
+/// both halves of the uuid mixed (the first half of a UUIDv7 is mostly its
+/// timestamp) with a tag of our own and the purpose.
+pub fn tenant_lock_key(purpose: LockPurpose, tenant: &[u8; 16]) -> i64 {
+    const TAG: u64 = 0x7465_6e61_6e63_7900; // "tenancy"
+    let hi = u64::from_be_bytes(tenant[..8].try_into().unwrap_or([0; 8]));
+    let lo = u64::from_be_bytes(tenant[8..].try_into().unwrap_or([0; 8]));
+    (hi.rotate_left(29) ^ lo ^ TAG ^ ((purpose as u64) << 32)) as i64
+}
+
+/// A tenant's own rate limit, from its metadata `rate_limit_per_minute`: a
+/// JSON number or string of 1 to 18 digits, else None (the GUC applies).
+pub fn metadata_rate_limit(value: Option<&serde_json::Value>) -> Option<i64> {
+    let text = match value? {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok())?
+}
+
 /// Case folding used by `search_tenants`, both in its index and in its match.
 pub fn search_fold(s: &str) -> String {
     s.to_lowercase()
@@ -350,6 +378,49 @@ mod tests {
         for other in ["$user", "", "Public", "1abc", "my schema", "t\u{e9}", &"a".repeat(64)] {
             assert!(!could_be_tenant_schema(other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn lock_keys_differ_by_purpose_and_tenant() {
+        let a = [1u8; 16];
+        let mut b = a;
+        b[15] = 2;
+        let mut c = a;
+        c[0] = 2;
+        let keys = [
+            tenant_lock_key(LockPurpose::Migrate, &a),
+            tenant_lock_key(LockPurpose::RateLimit, &a),
+            tenant_lock_key(LockPurpose::Migrate, &b),
+            tenant_lock_key(LockPurpose::Migrate, &c),
+        ];
+        for i in 0..keys.len() {
+            for j in i + 1..keys.len() {
+                assert_ne!(keys[i], keys[j], "{i} {j}");
+            }
+        }
+        assert_eq!(keys[0], tenant_lock_key(LockPurpose::Migrate, &a));
+    }
+
+    #[test]
+    fn rate_limits_from_metadata() {
+        use serde_json::json;
+        let cases = [
+            (json!(600), Some(600)),
+            (json!("600"), Some(600)),
+            (json!("0"), Some(0)),
+            (json!(999_999_999_999_999_999i64), Some(999_999_999_999_999_999)),
+            (json!("1000000000000000000"), None),
+            (json!(-1), None),
+            (json!(1.5), None),
+            (json!(""), None),
+            (json!(" 60"), None),
+            (json!(null), None),
+            (json!([60]), None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(metadata_rate_limit(Some(&value)), want, "{value}");
+        }
+        assert_eq!(metadata_rate_limit(None), None);
     }
 
     #[test]
