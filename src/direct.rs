@@ -31,6 +31,14 @@ pub enum Key<'a> {
     Id(pgrx::Uuid),
     Identifier(&'a str),
     SchemaName(&'a str),
+    /// A key already in PostgreSQL's form (a function's argument).
+    Datum(pg_sys::Datum, Column),
+}
+
+/// The unique columns a [`Key::Datum`] can name.
+pub enum Column {
+    Id,
+    Identifier,
 }
 
 thread_local! {
@@ -175,22 +183,28 @@ unsafe fn enum_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: 
     pgrx::enum_helper::lookup_enum_by_oid(pg_sys::Oid::from(d.value() as u32)).0
 }
 
+/// The unique index, column, equality function and key datum of a lookup.
+unsafe fn key_scan(key: Key) -> (&'static CStr, &'static str, u32, pg_sys::Datum) {
+    let none = pg_sys::Datum::from(0usize);
+    match key {
+        Key::Id(id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, id.into_datum().unwrap_or(none)),
+        Key::Identifier(s) => (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, s.into_datum().unwrap_or(none)),
+        Key::SchemaName(s) => (
+            c"tenants_schema_name_key",
+            "schema_name",
+            pg_sys::F_NAMEEQ,
+            crate::sqltypes::Name(s.to_string()).into_datum().unwrap_or(none),
+        ),
+        Key::Datum(d, Column::Id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, d),
+        Key::Datum(d, Column::Identifier) => (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, d),
+    }
+}
+
 /// One tenant by id, identifier or schema name.
 pub fn tenant(key: Key, which: Snapshot) -> Option<Tenant> {
     let mut found = None;
     unsafe {
-        let (index, column, eq, value): (&'static CStr, &str, u32, pg_sys::Datum) = match key {
-            Key::Id(id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, id.into_datum().unwrap_or(pg_sys::Datum::from(0usize))),
-            Key::Identifier(s) => {
-                (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, s.into_datum().unwrap_or(pg_sys::Datum::from(0usize)))
-            }
-            Key::SchemaName(s) => (
-                c"tenants_schema_name_key",
-                "schema_name",
-                pg_sys::F_NAMEEQ,
-                crate::sqltypes::Name(s.to_string()).into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
-            ),
-        };
+        let (index, column, eq, value) = key_scan(key);
         scan(c"tenants", index, column, eq, Some(value), which, |tuple, desc| {
             if found.is_some() {
                 return;
@@ -210,6 +224,22 @@ pub fn tenant(key: Key, which: Snapshot) -> Option<Tenant> {
                 schema_name: name_field(tuple, desc, "schema_name"),
                 database_name: name_field(tuple, desc, "database_name"),
             });
+        });
+    }
+    found
+}
+
+/// One tenant's row as a `tenancy.tenants` composite datum (allocated in
+/// the current memory context), or None: what the read functions return,
+/// without decoding any field.
+pub fn tenant_datum(key: Key, which: Snapshot) -> Option<pg_sys::Datum> {
+    let mut found = None;
+    unsafe {
+        let (index, column, eq, value) = key_scan(key);
+        scan(c"tenants", index, column, eq, Some(value), which, |tuple, desc| {
+            if found.is_none() {
+                found = Some(pg_sys::heap_copy_tuple_as_datum(tuple, desc));
+            }
         });
     }
     found
@@ -235,12 +265,12 @@ pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
 
 /// A page of tenants, newest first, ties by id descending: an ordered walk
 /// of `tenants_created_idx` (or `tenants_status_created_idx` for one
-/// status), skipping `skip` rows, as the hand-written
-/// `ORDER BY created_at DESC, id DESC OFFSET .. LIMIT ..` would.
-pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::TenantRow> {
-    let mut rows = Vec::new();
+/// status, given as the enum value's datum), skipping `skip` rows, as the
+/// hand-written `ORDER BY created_at DESC, id DESC OFFSET .. LIMIT ..` would.
+/// Calls `each` with every row of the page and the table's descriptor.
+pub fn page(skip: i64, limit: i64, status: Option<pg_sys::Datum>, mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc)) {
     if limit <= 0 {
-        return rows;
+        return;
     }
     unsafe {
         let rel = pg_sys::table_open(relation_oid(c"tenants"), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -249,23 +279,11 @@ pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::
         let index = pg_sys::index_open(relation_oid(index_name), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         let nkeys = match status {
-            Some(label) => {
-                // The label's enum value, read with the column's own type.
-                let (attnum, _) = attribute(desc, "status");
-                let typoid = pgrx::PgTupleDesc::from_pg_unchecked(desc)
-                    .get(attnum as usize - 1)
-                    .map(|a| a.atttypid)
-                    .unwrap_or(pg_sys::InvalidOid);
-                let label = std::ffi::CString::new(label).unwrap_or_default();
-                let value = pgrx::fcinfo::direct_function_call_as_datum(
-                    pg_sys::enum_in,
-                    &[Some(pg_sys::Datum::from(label.as_ptr())), Some(pg_sys::Datum::from(typoid))],
-                )
-                .unwrap_or(pg_sys::Datum::from(0usize));
+            Some(value) => {
                 pg_sys::ScanKeyEntryInitialize(
                     &mut key,
                     0,
-                    attnum,
+                    attno(desc, "status"),
                     pg_sys::BTEqualStrategyNumber as u16,
                     pg_sys::InvalidOid,
                     pg_sys::InvalidOid,
@@ -287,10 +305,8 @@ pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::
             if seen <= skip {
                 continue;
             }
-            if let Some(row) = PgHeapTuple::from_datum(pg_sys::heap_copy_tuple_as_datum(tuple, desc), false) {
-                rows.push(row);
-            }
-            if rows.len() as i64 >= limit {
+            each(tuple, desc);
+            if seen - skip >= limit {
                 break;
             }
         }
@@ -298,5 +314,4 @@ pub fn page(skip: i64, limit: i64, status: Option<&str>) -> Vec<crate::tenants::
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
-    rows
 }

@@ -17,6 +17,7 @@ mod context;
 mod db;
 mod direct;
 mod errors;
+mod fmgr;
 mod integrations;
 mod lifecycle;
 mod migrations;

@@ -6,12 +6,14 @@
 //! no privilege on the table behind it.
 
 use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::AllocatedByRust;
 
 use crate::catalog::tenant_status;
 use crate::db::{self, Mode};
 use crate::direct;
+use crate::fmgr;
 use crate::errors::{self, required};
 
 pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
@@ -111,34 +113,58 @@ fn check_limit(value: Option<i32>, arg: &str) -> i64 {
 // probe through `direct`), so they need neither SECURITY DEFINER nor a pinned
 // search_path: EXECUTE, revoked from PUBLIC, is what guards them.
 
-/// One tenant by id, or P0002.
-#[pg_extern(stable, requires = ["catalog"])]
-fn tenant(id: Option<pgrx::Uuid>) -> pgrx::composite_type!('static, "tenants") {
-    let id = required(id, "id");
-    find_by_id(id, Mode::Read).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row
+// The three read functions below are hand-written C entry points (see
+// `fmgr`); their SQL definitions are the ones pgrx generated for 0.1.0.
+extension_sql!(
+    r#"
+CREATE FUNCTION tenancy."tenant"("id" uuid) RETURNS tenancy.tenants
+STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_wrapper';
+CREATE FUNCTION tenancy."tenant_by_identifier"("identifier" text) RETURNS tenancy.tenants
+STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_by_identifier_wrapper';
+CREATE FUNCTION tenancy."list_tenants"("skip" integer DEFAULT 0, "limit" integer DEFAULT 100,
+                                        "status" tenancy.tenant_status DEFAULT NULL)
+RETURNS SETOF tenancy.tenants
+STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'list_tenants_wrapper';
+"#,
+    name = "read_functions",
+    requires = ["catalog"]
+);
+
+crate::fmgr_v1!(pg_finfo_tenant_wrapper);
+crate::fmgr_v1!(pg_finfo_tenant_by_identifier_wrapper);
+crate::fmgr_v1!(pg_finfo_list_tenants_wrapper);
+
+/// `tenant(id)`: one tenant by id, or P0002.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn tenant_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let id = required(fmgr::arg(fcinfo, 0), "id");
+    direct::tenant_datum(direct::Key::Datum(id, direct::Column::Id), direct::Snapshot::Statement).unwrap_or_else(|| {
+        errors::tenant_not_found(pgrx::Uuid::from_datum(id, false).unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16]))).raise()
+    })
 }
 
-/// One tenant by identifier, or P0002.
-#[pg_extern(stable, requires = ["catalog"])]
-fn tenant_by_identifier(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenants") {
-    let identifier = required(identifier, "identifier");
-    crate::lifecycle::check_identifier(identifier); // malformed is 22023, not "not found"
-    find_by_identifier(identifier, Mode::Read)
+/// `tenant_by_identifier(identifier)`: one tenant by identifier, or P0002;
+/// a malformed identifier is 22023, not "not found".
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn tenant_by_identifier_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let datum = required(fmgr::arg(fcinfo, 0), "identifier");
+    let identifier: &str = <&str>::from_datum(datum, false).unwrap_or_default();
+    crate::lifecycle::check_identifier(identifier);
+    direct::tenant_datum(direct::Key::Datum(datum, direct::Column::Identifier), direct::Snapshot::Statement)
         .unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(identifier))).raise())
-        .row
 }
 
-/// A page of tenants, newest first, ties by id descending (stable pages).
-/// Like `tenant`, it runs no SQL: an ordered index walk (see `direct::page`).
-#[pg_extern(stable, requires = ["catalog"])]
-fn list_tenants(
-    skip: default!(Option<i32>, 0),
-    limit: default!(Option<i32>, 100),
-    status: default!(Option<tenant_status>, "NULL"),
-) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
-    let skip = check_limit(skip, "skip");
-    let limit = check_limit(limit, "limit");
-    SetOfIterator::new(direct::page(skip, limit, status.map(|s| s.as_str())))
+/// `list_tenants(skip, limit, status)`: a page of tenants, newest first,
+/// ties by id descending (stable pages); an ordered index walk, no SQL.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn list_tenants_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let skip = check_limit(fmgr::arg(fcinfo, 0).map(|d| d.value() as i32), "skip");
+    let limit = check_limit(fmgr::arg(fcinfo, 1).map(|d| d.value() as i32), "limit");
+    let status = fmgr::arg(fcinfo, 2);
+    fmgr::return_set(fcinfo, |put| direct::page(skip, limit, status, put))
 }
 
 /// How many tenants there are (with the given status).
