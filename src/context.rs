@@ -24,15 +24,49 @@ use crate::settings;
 use crate::tenants::{self, Tenant};
 use crate::validate;
 
-/// What one statement learned about the context, so that a policy or a query
-/// calling `current_tenant_id()` once per row checks the catalog once.  Keyed
-/// by the setting, the role and the statement; forgotten at every change
-/// tenancy makes (see `audit::record`) and at every transaction end.
+/// What the last check learned about the context, so that a policy or a
+/// query calling `current_tenant_id()` once per row, and the statements of a
+/// request after its `set_tenant`, check the catalog once.  Keyed by the
+/// setting, the role and [`Epoch`]; forgotten at every change tenancy makes
+/// (see `audit::record`) and at every transaction end.
 #[derive(Clone, PartialEq)]
 struct MemoKey {
     guc: String,
     role: pg_sys::Oid,
-    statement_start: i64,
+    epoch: Epoch,
+}
+
+/// What must not have moved for a check to still hold: PostgreSQL's count
+/// of completed transactions that had an xid, i.e. that may have written
+/// (the counter PostgreSQL itself compares to reuse a snapshot: equal
+/// counts, identical committed state), and this transaction's command
+/// counter (which moves after a statement of its own that wrote).  So a
+/// suspension, a revoke, a dropped grant or role membership committed
+/// anywhere takes effect at the next statement, as with a check per
+/// statement.  PostgreSQL 13 has no such count: there the key is the
+/// statement, and every statement checks.
+#[derive(Clone, Copy, PartialEq)]
+struct Epoch {
+    committed: u64,
+    command: u32,
+}
+
+impl Epoch {
+    fn now() -> Epoch {
+        // SAFETY: reads of backend-local state and of one aligned 64-bit
+        // counter in shared memory (read after a full fence; a stale read
+        // can only make the key look older, which forces a check).
+        unsafe {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            #[cfg(feature = "pg13")]
+            let committed = pg_sys::GetCurrentStatementStartTimestamp() as u64;
+            #[cfg(any(feature = "pg14", feature = "pg15", feature = "pg16"))]
+            let committed = std::ptr::read_volatile(std::ptr::addr_of!((*pg_sys::ShmemVariableCache).xactCompletionCount));
+            #[cfg(any(feature = "pg17", feature = "pg18"))]
+            let committed = std::ptr::read_volatile(std::ptr::addr_of!((*pg_sys::TransamVariables).xactCompletionCount));
+            Epoch { committed, command: pg_sys::GetCurrentCommandId(false) }
+        }
+    }
 }
 
 thread_local! {
@@ -99,13 +133,9 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
     if text.is_empty() {
         return None;
     }
-    let key = unsafe {
-        MemoKey {
-            guc: text,
-            role: access::current_role(),
-            statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
-        }
-    };
+    // The epoch is read before the catalog, so that a change committed
+    // while checking makes the memo look stale, never fresh.
+    let key = MemoKey { guc: text, role: access::current_role(), epoch: Epoch::now() };
     if let Some(id) = MEMO.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, id)| *id)) {
         return Some(id);
     }
@@ -149,6 +179,7 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> 
 /// the current role, set the GUC and the search_path.
 pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let role = access::current_role();
+    let epoch = Epoch::now();
     let found = match validate::parse_pg_uuid(tenant) {
         Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
         None => {
@@ -167,6 +198,9 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     } else if changed {
         settings::set(c"search_path", &join_path(&path), is_local);
     }
+    // What was just checked is what the request's next statement would check.
+    let key = MemoKey { guc: settings::tenant_id_text(), role, epoch };
+    MEMO.with(|m| *m.borrow_mut() = Some((key, t.id)));
     t
 }
 
