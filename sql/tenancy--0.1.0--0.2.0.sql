@@ -11,7 +11,12 @@
 --   22023 (was P0002 "not found");
 -- - check_rate_limit(id) refuses a tenant that is not active (55000);
 -- - CALL tenancy.migrate() does its bookkeeping in fewer statements and
---   finds its targets without a plan that PostgreSQL would JIT-compile.
+--   finds its targets without a plan that PostgreSQL would JIT-compile;
+-- - tenant, tenant_by_identifier and list_tenants keep their symbols but are
+--   hand-written entry points (list_tenants returns its page in materialize
+--   mode);
+-- - current_tenant_id() reuses a check until a writing transaction completes
+--   anywhere or the current one writes (was: once per statement).
 -- Every 0.1.0 C entry point still exists in the 0.2.0 library, so a database
 -- keeps working between installing the new files and running the UPDATE.
 --
