@@ -121,8 +121,8 @@ class Bench:
         self.c, self.smoke = cluster, smoke
         self.rows = []          # the results table
         self.notes = []         # extra figures
-        self.seconds = 1 if smoke else 8
-        self.rounds = 1 if smoke else 2
+        self.seconds = 1 if smoke else 4
+        self.rounds = 1 if smoke else 4
 
     def add(self, op, a, b, unit, target, plan, ok=None):
         ratio = a / b if unit.endswith("/s") else (b / a if a else float("inf"))

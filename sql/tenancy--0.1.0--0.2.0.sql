@@ -6,6 +6,9 @@
 --   values of the patched keys to RETURNING through two internal functions,
 --   merge_capture and merge_captured (not callable by PUBLIC, like every
 --   non-context function).
+-- - migrate_tenant is one C function (was PL/pgSQL calling migration_claim,
+--   migration_apply and migration_finish, which go from SQL; their entry
+--   points stay in the library for databases not yet updated).
 -- Changed behind the same signatures (library only):
 -- - set_tenant and tenant_by_identifier refuse a malformed identifier with
 --   22023 (was P0002 "not found");
@@ -34,3 +37,13 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c AS 'MODULE_PATHNAME', 'merge_captured_wrapper';
 
 REVOKE EXECUTE ON FUNCTION tenancy.merge_capture(jsonb, jsonb), tenancy.merge_captured() FROM PUBLIC;
+
+-- migrate_tenant: the same signature, attributes, comment and privileges;
+-- its body moves into the library.
+DROP FUNCTION tenancy.migration_claim(uuid);
+DROP FUNCTION tenancy.migration_apply(uuid, text);
+DROP FUNCTION tenancy.migration_finish(uuid, text[], text, text);
+CREATE OR REPLACE FUNCTION tenancy.migrate_tenant(tenant uuid) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_tenant_wrapper';

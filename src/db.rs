@@ -194,3 +194,47 @@ pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wa
         unsafe { pgrx::direct_function_call::<bool>(pg_sys::pg_try_advisory_xact_lock_int8, &[key.into_datum()]) }.unwrap_or(false)
     }
 }
+
+/// Runs `f` in a subtransaction, as a PL/pgSQL block with
+/// `EXCEPTION WHEN OTHERS` does: kept when `f` returns; rolled back when it
+/// raises, with the error's message returned.  A cancel (57014) or an
+/// assertion failure is not caught: it is raised again after the rollback,
+/// so a cancelled `CALL tenancy.migrate()` stops instead of recording it.
+pub fn subtransaction(f: impl FnOnce()) -> Result<(), String> {
+    use pgrx::pg_sys::panic::CaughtError;
+    use pgrx::PgTryBuilder;
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+            f();
+            Ok(())
+        }))
+        .catch_others(|e| Err(e))
+        .execute();
+        match outcome {
+            Ok(()) => {
+                pg_sys::ReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(context);
+                pg_sys::CurrentResourceOwner = owner;
+                Ok(())
+            }
+            Err(e) => {
+                pg_sys::MemoryContextSwitchTo(context);
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(context);
+                pg_sys::CurrentResourceOwner = owner;
+                let report = match &e {
+                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                    CaughtError::RustPanic { ereport, .. } => ereport,
+                };
+                match report.sql_error_code() {
+                    pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED | pgrx::PgSqlErrorCode::ERRCODE_ASSERT_FAILURE => e.rethrow(),
+                    _ => Err(report.message().to_string()),
+                }
+            }
+        }
+    }
+}

@@ -35,9 +35,7 @@ extension_sql_file!(
     requires = [
         "isolation_catalog",
         migrations::migration_targets,
-        migrations::migration_claim,
-        migrations::migration_apply,
-        migrations::migration_finish,
+        migrations::migrate_tenant,
         migrations::migration_check_outside_block
     ]
 );

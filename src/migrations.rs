@@ -200,10 +200,7 @@ fn migration_targets() -> SetOfIterator<'static, pgrx::Uuid> {
 /// a schema tenant; else the pending migrations.  The claim is a
 /// transaction-level advisory lock plus a key-share lock on the tenant row
 /// (so it cannot be removed mid-way); both end with the transaction.
-#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
-#[search_path(pg_catalog, pg_temp)]
-fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
-    let tenant = required(tenant, "tenant");
+fn claim(tenant: pgrx::Uuid) -> Option<Vec<String>> {
     // The transaction-level advisory lock that makes this session the tenant's migrator.
     if !db::lock_tenant(crate::validate::LockPurpose::Migrate, tenant, false) {
         return None;
@@ -223,23 +220,70 @@ fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
     .flatten()
 }
 
-/// Applies one migration to a claimed tenant (called by migrate_tenant inside
-/// a subtransaction, so a failure rolls back this migration alone).
+/// What `CALL tenancy.migrate()` does for each tenant, in the caller's
+/// transaction: claims the tenant, applies its pending migrations in order,
+/// each in a subtransaction, until the first failure (which is rolled back
+/// and recorded, like PL/pgSQL's EXCEPTION WHEN OTHERS: a cancel is not
+/// caught), then writes the ledger rows and the audit row in one statement.
 #[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
 #[search_path(pg_catalog, pg_temp)]
-fn migration_apply(tenant: Option<pgrx::Uuid>, migration: Option<&str>) {
+fn migrate_tenant(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
+    let tenant = required(tenant, "tenant");
+    let Some(todo) = claim(tenant) else {
+        return pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "skipped": true}));
+    };
+    let (applied, failed, error) = run_pending(tenant, &todo);
+    finish(tenant, &applied, failed.as_deref(), error.as_deref())
+}
+
+/// Records one tenant's run (see `record_outcome`) and describes it.
+fn finish(tenant: pgrx::Uuid, applied: &[String], failed: Option<&str>, error: Option<&str>) -> pgrx::JsonB {
+    if let Some(t) = tenants::find_by_id(tenant, Mode::Latest) {
+        record_outcome(&t, applied, failed, error);
+    }
+    pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "applied": applied, "failed": failed, "error": error}))
+}
+
+/// Applies `todo` to a claimed tenant until the first failure: the names
+/// applied, and the failed one with its message.
+fn run_pending(tenant: pgrx::Uuid, todo: &[String]) -> (Vec<String>, Option<String>, Option<String>) {
+    let mut applied = Vec::with_capacity(todo.len());
+    for m in todo {
+        match db::subtransaction(|| apply_to(tenant, m)) {
+            Ok(()) => applied.push(m.clone()),
+            Err(message) => return (applied, Some(m.clone()), Some(message)),
+        }
+    }
+    (applied, None, None)
+}
+
+/// Applies one migration to a claimed tenant.
+fn apply_to(tenant: pgrx::Uuid, migration: &str) {
     // By index, no SQL: the claim locked the row, and nothing here changed it yet.
-    let t = tenants::find_by_id(required(tenant, "tenant"), Mode::Latest)
-        .unwrap_or_else(|| errors::tenant_not_found(tenant.map(|u| u.to_string()).unwrap_or_default()).raise());
+    let t = tenants::find_by_id(tenant, Mode::Latest).unwrap_or_else(|| errors::tenant_not_found(tenant).raise());
     let schema = t.schema_name.clone().unwrap_or_else(|| {
         errors::wrong_state(format!("tenant \"{}\" is not a schema tenant", t.identifier)).raise()
     });
-    apply(&schema, required(migration, "migration"));
+    apply(&schema, migration);
 }
 
-/// Records the outcome of one tenant's migration run: the failure in the
-/// ledger (the migration's own changes were rolled back), and the audit row.
-#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+// The pieces 0.1.0's PL/pgSQL migrate_tenant called.  A database still at
+// 0.1.0 runs that function until ALTER EXTENSION tenancy UPDATE (which drops
+// these from SQL), so the library keeps their entry points.
+
+#[pg_extern(volatile, security_definer, sql = false)]
+#[search_path(pg_catalog, pg_temp)]
+fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
+    claim(required(tenant, "tenant"))
+}
+
+#[pg_extern(volatile, security_definer, sql = false)]
+#[search_path(pg_catalog, pg_temp)]
+fn migration_apply(tenant: Option<pgrx::Uuid>, migration: Option<&str>) {
+    apply_to(required(tenant, "tenant"), required(migration, "migration"));
+}
+
+#[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
 fn migration_finish(
     tenant: Option<pgrx::Uuid>,
@@ -247,10 +291,6 @@ fn migration_finish(
     failed: Option<&str>,
     error: Option<&str>,
 ) -> pgrx::JsonB {
-    let tenant = required(tenant, "tenant");
     let applied: Vec<String> = applied.unwrap_or_default().into_iter().flatten().collect();
-    if let Some(t) = tenants::find_by_id(tenant, Mode::Latest) {
-        record_outcome(&t, &applied, failed, error);
-    }
-    pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "applied": applied, "failed": failed, "error": error}))
+    finish(required(tenant, "tenant"), &applied, failed, error)
 }

@@ -95,6 +95,23 @@ SELECT tenancy.delete_tenant('00000000-0000-7000-8000-00000000000b');
 CALL tenancy.migrate();
 SELECT identifier, applied, pending FROM tenancy.migration_status ORDER BY identifier;
 
+-- A cancel is not a failing migration: migrate_tenant catches errors as
+-- EXCEPTION WHEN OTHERS does, which a cancel escapes, so the run stops and
+-- records nothing.  (The migration sleeps only when told to.)
+SELECT name FROM tenancy.add_migration('005_slow',
+    $$SELECT pg_sleep(CASE WHEN current_setting('tenancy_regress.slow', true) = 'on' THEN 5 ELSE 0 END)$$);
+SET tenancy_regress.slow = on;
+SET statement_timeout = '200ms';
+\set VERBOSITY sqlstate
+SELECT tenancy.migrate_tenant('00000000-0000-7000-8000-00000000000a');
+\set VERBOSITY verbose
+RESET statement_timeout;
+RESET tenancy_regress.slow;
+SELECT count(*) AS ledger_rows FROM tenancy.migration_ledger WHERE migration = '005_slow';
+SELECT count(*) AS audit_rows FROM tenancy.audit_log WHERE action = 'migrate' AND details->'applied' ? '005_slow';
+CALL tenancy.migrate();
+SELECT identifier, applied, pending, last_error FROM tenancy.migration_status ORDER BY identifier;
+
 -- Choosing the isolation: argument, else tenancy.default_isolation, and
 -- under hybrid the metadata tier.
 SET tenancy.default_isolation = 'schema';
