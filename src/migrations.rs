@@ -10,7 +10,6 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::audit_ctes;
 use crate::db::{self, Mode};
 use crate::errors::{self, required};
 use crate::tenants::{self, Tenant};
@@ -125,10 +124,10 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
         concat!(
             "WITH ",
             ledger_cte!(),
-            ", events AS (SELECT 1 AS n, $1::uuid AS tenant_id, 'migrate'::text AS action,
-                                $5::text AS identifier, $6::jsonb AS details), ",
-            audit_ctes!(),
-            " SELECT r.n FROM recorded r, (SELECT pg_catalog.count(*) FROM ledger) l"
+            ", ",
+            crate::audit_one!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
+            " SELECT ",
+            crate::notify_one!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text")
         ),
         Mode::Write,
         &[t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()],
