@@ -76,11 +76,12 @@ thread_local! {
 /// Drops what the memo knows; called whenever tenancy changes the catalog.
 pub fn forget() {
     MEMO.with(|m| m.borrow_mut().take());
+    PATH_MEMO.with(|m| m.borrow_mut().take());
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_at_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    forget();
+    MEMO.with(|m| m.borrow_mut().take());
 }
 
 pub fn init() {
@@ -154,14 +155,32 @@ fn join_path(items: &[String]) -> String {
     items.iter().map(|s| pgrx::spi::quote_identifier(s)).collect::<Vec<_>>().join(", ")
 }
 
+thread_local! {
+    /// The last search_path `path_without_tenant_schemas` looked at, with
+    /// its answer and the [`Epoch`] it holds for: a pooled connection sends
+    /// the same path with every request, and which schemas are tenants'
+    /// changes only when a writing transaction completes.  Not tied to a
+    /// transaction: a transaction that wrote moves the epoch when it ends.
+    static PATH_MEMO: RefCell<Option<(String, Epoch, Vec<String>, bool)>> = const { RefCell::new(None) };
+}
+
 /// The search_path with every tenant schema taken out (so switching tenants,
 /// or clearing, never leaves another tenant's schema on the path).
 fn path_without_tenant_schemas() -> (Vec<String>, bool) {
-    let items = validate::split_search_path(&settings::get(c"search_path"));
+    let path = settings::get(c"search_path");
+    let epoch = Epoch::now();
+    let known = PATH_MEMO.with(|m| {
+        m.borrow().as_ref().filter(|(p, e, _, _)| *p == path && *e == epoch).map(|(_, _, kept, changed)| (kept.clone(), *changed))
+    });
+    if let Some(answer) = known {
+        return answer;
+    }
+    let items = validate::split_search_path(&path);
     let is_tenant_schema =
         |s: &String| validate::could_be_tenant_schema(s) && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
     let kept: Vec<String> = items.iter().filter(|s| !is_tenant_schema(s)).cloned().collect();
     let changed = kept.len() != items.len();
+    PATH_MEMO.with(|m| *m.borrow_mut() = Some((path, epoch, kept.clone(), changed)));
     (kept, changed)
 }
 
