@@ -495,6 +495,7 @@ def main():
               f"throwaway cluster with fsync off (CPU cost, not disk). Total {time.time() - started:.0f} s.\n",
               bench.table(), ""]
     report += [f"- {n}" for n in bench.notes]
+    report += ["", "Why a ratio misses its target, measured: [NOTES.md](NOTES.md)."]
     text = "\n".join(report) + "\n"
     print("\n" + text)
     if not args.smoke and not args.only:  # a partial run never replaces the full table
