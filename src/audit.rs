@@ -26,35 +26,12 @@ impl Event {
     }
 }
 
-/// The SQL that writes audit rows and notifications, shared by every
-/// statement that records events.  It follows a CTE named `events` with
-/// columns `(n, tenant_id uuid, action text, identifier text, details jsonb)`
-/// and defines `recorded(n)`, which the statement must select from (a CTE
-/// that is never read is never run):
-/// `WITH events AS (...), ` + audit_ctes!() + ` SELECT ... (SELECT n FROM recorded)`.
-/// The payload is `{"action", "tenant_id", "identifier"}` as jsonb text.
+/// The SQL that writes audit rows, shared by every statement that records
+/// events: the CTE `written`, one audit row per row of `from` (a CTE, or
+/// `(VALUES (1)) one`), in that order.  A data-modifying CTE always runs,
+/// read or not.  Pair it with [`notify_event!`] over the same rows.
 #[macro_export]
-macro_rules! audit_ctes {
-    () => {
-        "written AS (
-             INSERT INTO tenancy.audit_log (tenant_id, action, details)
-             SELECT e.tenant_id, e.action, e.details FROM events e ORDER BY e.n),
-         recorded AS (
-             SELECT pg_catalog.count(pg_catalog.pg_notify('tenancy_events',
-                        pg_catalog.jsonb_build_object('action', e.action, 'tenant_id', e.tenant_id,
-                                                      'identifier', e.identifier)::text)) AS n
-               FROM (SELECT * FROM events ORDER BY n) e)"
-    };
-}
-
-/// For a statement that records one event per row of its row source `FROM`
-/// (a CTE, or `(VALUES (1)) one`): the CTE `written` that writes the audit
-/// row (a data-modifying CTE always runs, read or not).  Pair it with
-/// [`notify_one!`] in the select list of the same statement, over the same
-/// rows.  Cheaper for PostgreSQL to start than [`audit_ctes!`]'s events CTE,
-/// sort and count: create_tenant gains about 10 % from it.
-#[macro_export]
-macro_rules! audit_one {
+macro_rules! audit_rows {
     (from: $from:literal, tenant: $tenant:literal, action: $action:literal, details: $details:literal) => {
         concat!(
             "written AS (INSERT INTO tenancy.audit_log (tenant_id, action, details) SELECT ",
@@ -63,10 +40,11 @@ macro_rules! audit_one {
     };
 }
 
-/// The select-list expression that announces one event on `tenancy_events`
-/// (the payload of [`audit_ctes!`]); evaluated once per row selected.
+/// The expression that announces one event on `tenancy_events` with the
+/// payload `{"action", "tenant_id", "identifier"}` (jsonb text); a
+/// statement selects it once per event.
 #[macro_export]
-macro_rules! notify_one {
+macro_rules! notify_event {
     (tenant: $tenant:literal, action: $action:literal, identifier: $identifier:literal) => {
         concat!(
             "pg_catalog.pg_notify('tenancy_events', pg_catalog.jsonb_build_object('action', ",
@@ -99,8 +77,10 @@ pub fn record(events: Vec<Event>) {
                    FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::text[]),
                                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::jsonb[]))
                         WITH ORDINALITY AS e(tenant_id, action, identifier, details, n)), ",
-            audit_ctes!(),
-            " SELECT n FROM recorded"
+            crate::audit_rows!(from: "events e ORDER BY e.n", tenant: "e.tenant_id", action: "e.action", details: "e.details"),
+            " SELECT ",
+            crate::notify_event!(tenant: "e.tenant_id", action: "e.action", identifier: "e.identifier"),
+            " FROM events e ORDER BY e.n"
         ),
         db::Mode::Write,
         &[ids.into(), actions.into(), identifiers.into(), details.into()],

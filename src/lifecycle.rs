@@ -123,7 +123,7 @@ fn create_tenant(
                  VALUES (COALESCE($1, tenancy.uuid_generate_v7()), $2, $3, $4::tenancy.isolation, $5, $6, $7)
                  ON CONFLICT DO NOTHING
                  RETURNING ", tenant_cols!(), "), ",
-            crate::audit_one!(
+            crate::audit_rows!(
                 from: "i",
                 tenant: "i.id",
                 action: "'create'::text",
@@ -131,7 +131,7 @@ fn create_tenant(
                               'status', 'active'::text, 'metadata', $7::jsonb, 'schema_name', $5::text, 'database_name', $6::text)"
             ),
             " SELECT i.t, i.id, i.identifier, i.status, i.isolation, i.schema_name, i.database_name, ",
-            crate::notify_one!(tenant: "i.id", action: "'create'::text", identifier: "i.identifier"),
+            crate::notify_event!(tenant: "i.id", action: "'create'::text", identifier: "i.identifier"),
             " FROM i"
         ),
         Mode::Write,
@@ -380,9 +380,9 @@ macro_rules! merge_statement {
                                updated_at = GREATEST(pg_catalog.now(), t.created_at)
                          WHERE t.id OPERATOR(pg_catalog.=) $1
                      RETURNING t, t.id, t.identifier, ", $old, " AS old), ",
-            crate::audit_one!(from: "u", tenant: "u.id", action: "'metadata'::text", details: $details),
+            crate::audit_rows!(from: "u", tenant: "u.id", action: "'metadata'::text", details: $details),
             " SELECT u.t, ",
-            crate::notify_one!(tenant: "u.id", action: "'metadata'::text", identifier: "u.identifier"),
+            crate::notify_event!(tenant: "u.id", action: "'metadata'::text", identifier: "u.identifier"),
             " FROM u"
         )
     };

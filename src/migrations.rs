@@ -125,9 +125,9 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
             "WITH ",
             ledger_cte!(),
             ", ",
-            crate::audit_one!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
+            crate::audit_rows!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
             " SELECT ",
-            crate::notify_one!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text")
+            crate::notify_event!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text")
         ),
         Mode::Write,
         &[t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()],
