@@ -34,6 +34,46 @@ fresh_database() {
     psql_admin -d "$1" -c "CREATE EXTENSION tenancy"
 }
 
+# create_app_role DB ROLE: a LOGIN role allowed to connect to DB, and
+# deliberately not a superuser (superusers and BYPASSRLS roles are not
+# subject to row-level security).
+create_app_role() {
+    psql_admin -d "$1" -c "CREATE ROLE $2 LOGIN NOSUPERUSER NOBYPASSRLS" -c "GRANT CONNECT ON DATABASE $1 TO $2"
+}
+
+# create_admin_and_app_roles DB PREFIX: PREFIX_admin, which administers
+# tenants through tenancy's functions (and reads the audit log), not a
+# superuser; PREFIX_app and PREFIX_other, application roles that are not
+# superusers, have no BYPASSRLS and own no table, so RLS applies to them.
+create_admin_and_app_roles() {
+    psql_admin -d "$1" <<SQL
+CREATE ROLE $2_admin LOGIN;
+GRANT USAGE ON SCHEMA tenancy TO $2_admin;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO $2_admin;
+GRANT SELECT ON tenancy.audit_log TO $2_admin;
+CREATE ROLE $2_app LOGIN;
+CREATE ROLE $2_other LOGIN;
+SQL
+}
+
+# summary_on_early_exit: a script stopped early (a failed install, build or
+# setup) still ends with the summary line CI reads.  report sets $summary.
+summary_on_early_exit() {
+    summary=""
+    trap '[ -n "$summary" ] || echo "0 passed, 1 failed"' EXIT
+}
+
+# report PASSED FAILED RC: prints "N passed, N failed" (a run that failed,
+# RC non-zero, without a failed test, say a crash before any test ran,
+# counts one failure); succeeds when nothing failed.
+report() {
+    local passed=${1:-0} failed=${2:-0} rc=$3
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+    summary="$passed passed, $failed failed"
+    echo "$summary"
+    [ "$failed" -eq 0 ]
+}
+
 # python_venv FILE PIP_ARGS...: a venv in .venv, with `pip install PIP_ARGS`
 # run again only when FILE (the requirements or pyproject.toml) changes.
 python_venv() {
@@ -74,9 +114,6 @@ skipped = sum(int(s.get("skipped", 0)) for s in suites)
 print(tests - bad - skipped, bad)
 PY
 )
-    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
-        failed=1   # pytest failed without a test failing: collection or usage error
-    fi
-    echo "$passed passed, $failed failed"
-    [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    # pytest failing without a failed test is a collection or usage error.
+    report "$passed" "$failed" "$rc" && [ "$passed" -gt 0 ]
 }

@@ -27,16 +27,7 @@ python_venv pyproject.toml -e ".[test]"
 
 # --- Database and roles -----------------------------------------------------
 fresh_database "$db" "${roles[@]}"
-psql_admin -d "$db" <<SQL
--- The store's role: administers tenants through the functions, nothing else.
-CREATE ROLE tenancy_client_python_admin LOGIN;
-GRANT USAGE ON SCHEMA tenancy TO tenancy_client_python_admin;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO tenancy_client_python_admin;
-GRANT SELECT ON tenancy.audit_log TO tenancy_client_python_admin;
--- Application roles: no superuser, no BYPASSRLS, own no table; RLS applies.
-CREATE ROLE tenancy_client_python_app LOGIN;
-CREATE ROLE tenancy_client_python_other LOGIN;
-SQL
+create_admin_and_app_roles "$db" tenancy_client_python
 
 # --- Tests ------------------------------------------------------------------
 export TENANCY_TEST_DB="$db"

@@ -26,16 +26,7 @@ python_venv requirements.txt -r requirements.txt
 
 # --- Database and roles -----------------------------------------------------
 fresh_database "$db" "${roles[@]}"
-psql_admin -d "$db" <<SQL
--- The tenant administrator: tenancy's functions, not a superuser.
-CREATE ROLE tenancy_example_python_admin LOGIN;
-GRANT USAGE ON SCHEMA tenancy TO tenancy_example_python_admin;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO tenancy_example_python_admin;
-GRANT SELECT ON tenancy.audit_log TO tenancy_example_python_admin;
--- Application roles: no superuser, no BYPASSRLS, own no table; RLS applies.
-CREATE ROLE tenancy_example_python_app LOGIN;
-CREATE ROLE tenancy_example_python_other LOGIN;
-SQL
+create_admin_and_app_roles "$db" tenancy_example_python
 
 # --- Tests ------------------------------------------------------------------
 export TENANCY_TEST_DB="$db"

@@ -6,10 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ../lib.sh
-# Whatever stops the script early (a failed install, build or setup) still
-# ends with the summary line CI reads.
-summary=""
-trap '[ -n "$summary" ] || echo "0 passed, 1 failed"' EXIT
+summary_on_early_exit
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 DB=tenancy_example_rust
@@ -30,10 +27,7 @@ cargo build --tests --locked --quiet
 # --- a fresh database and role -----------------------------------------------
 cleanup() { drop_database "$DB" "$APP_ROLE"; }
 fresh_database "$DB" "$APP_ROLE"
-# The app's role: LOGIN, and deliberately not a superuser (superusers and
-# BYPASSRLS roles are not subject to row-level security).
-psql_admin -d "$DB" -c "CREATE ROLE $APP_ROLE LOGIN NOSUPERUSER NOBYPASSRLS" \
-                    -c "GRANT CONNECT ON DATABASE $DB TO $APP_ROLE"
+create_app_role "$DB" "$APP_ROLE"
 
 # --- run ---------------------------------------------------------------------
 export PGDATABASE="$DB"
@@ -46,10 +40,6 @@ set -e
 read -r passed failed < <(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$out" |
     awk '{p += $1; f += $2} END {print p + 0, f + 0}')
 rm -f "$out"
-# A build failure or crash before any test ran still has to count as a failure.
-if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 
 [ "${KEEP:-0}" = 1 ] || cleanup >/dev/null 2>&1 || true
-summary="$passed passed, $failed failed"
-echo "$summary"
-[ "$failed" -eq 0 ]
+report "$passed" "$failed" "$rc"
