@@ -187,6 +187,18 @@ class TenancyTenantStore(TenantStore[TenantT]):
         rows = await self._rows(f"SELECT {TENANT_COLUMNS} FROM {call}", [tid, *args], lookup=str(tenant_id))
         return self._tenant(rows[0])
 
+    @staticmethod
+    async def _set_status_in(cur: Any, tid: Any, status: TenantStatus) -> dict[str, Any]:
+        """``tenancy.set_status`` on the cursor of a transaction already open
+        (create and update change the status in the same transaction)."""
+        await cur.execute(
+            f"SELECT {TENANT_COLUMNS} FROM tenancy.set_status(%s, %s::tenancy.tenant_status)",
+            [tid, status.value],
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
     def _tenant(self, row: dict[str, Any]) -> TenantT:
         return row_to_tenant(row, self._model, self._database_url_template)
 
@@ -270,12 +282,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
                     assert row is not None
                     self._check_derived(tenant, row)
                     if status is not TenantStatus.ACTIVE:
-                        await cur.execute(
-                            f"SELECT {TENANT_COLUMNS} FROM tenancy.set_status(%s, %s::tenancy.tenant_status)",
-                            [row["id"], status.value],
-                        )
-                        row = await cur.fetchone()
-                        assert row is not None
+                        row = await self._set_status_in(cur, row["id"], status)
         except psycopg.Error as exc:
             raise translate(exc, lookup=tenant.identifier) from exc
         return self._tenant(row)
@@ -331,12 +338,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
                     row = await cur.fetchone()
                     assert row is not None
                     if row["status"] != status.value:
-                        await cur.execute(
-                            f"SELECT {TENANT_COLUMNS} FROM tenancy.set_status(%s, %s::tenancy.tenant_status)",
-                            [tid, status.value],
-                        )
-                        row = await cur.fetchone()
-                        assert row is not None
+                        row = await self._set_status_in(cur, tid, status)
         except psycopg.Error as exc:
             raise translate(exc, lookup=tenant.id) from exc
         return self._tenant(row)
