@@ -124,6 +124,12 @@ class Bench:
         self.seconds = 1 if smoke else 4
         self.rounds = 1 if smoke else 4
 
+    def tps_pair(self, a, b, clients=4, user="postgres"):
+        """Mean tx/s of pgbench scripts A and B, interleaved; a and b are
+        (database, script) pairs."""
+        return interleave(self.rounds, lambda: self.c.pgbench(a[0], a[1], clients, self.seconds, user=user)[0],
+                          lambda: self.c.pgbench(b[0], b[1], clients, self.seconds, user=user)[0])
+
     def add(self, op, a, b, unit, target, plan, ok=None):
         ratio = a / b if unit.endswith("/s") else (b / a if a else float("inf"))
         if ok is None:
@@ -153,8 +159,7 @@ class Bench:
         self.load_tenants(db, n)
         a = f"\\set i random(1, {n})\nSELECT * FROM tenancy.tenant_by_identifier('tenant-' || :i);\n"
         b = f"\\set i random(1, {n})\nSELECT * FROM tenancy.tenants WHERE identifier = 'tenant-' || :i;\n"
-        ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 4, self.seconds)[0],
-                            lambda: self.c.pgbench(db, b, 4, self.seconds)[0])
+        ta, tb = self.tps_pair((db, a), (db, b))
         plan = plan_kind(self.c, db, "SELECT * FROM tenancy.tenants WHERE identifier = 'tenant-1'")
         self.add(f"`tenant_by_identifier`, {n:,} tenants", ta, tb, "ops/s", 0.9, plan)
         if n == max(self.sizes):
@@ -184,8 +189,7 @@ class Bench:
                     "SELECT count(*), sum(amount) FROM items;\nCOMMIT;\n")
         b = pick + ("BEGIN;\nSELECT id AS tid FROM tenancy.tenants WHERE identifier = 'tenant-' || :i \\gset\n"
                     "SELECT count(*), sum(amount) FROM items_plain WHERE tenant_id = :tid;\nCOMMIT;\n")
-        ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 4, self.seconds, user="bench_app")[0],
-                            lambda: self.c.pgbench(db, b, 4, self.seconds, user="bench_app")[0])
+        ta, tb = self.tps_pair((db, a), (db, b), user="bench_app")
         plan_sql = "BEGIN; SELECT tenancy.set_tenant('tenant-1', true); EXPLAIN (COSTS OFF) SELECT count(*) FROM items; COMMIT;"
         plan = self.c.psql(db, plan_sql, user="bench_app")
         kind = "Bitmap/Index Scan on items_tenant_id_idx" if "items_tenant_id_idx" in plan else plan.replace("\n", " ")[:60]
@@ -199,8 +203,7 @@ class Bench:
              f"SELECT 1 FROM tenancy.merge_metadata('{tid}', jsonb_build_object('k' || :r, :r::int));\n")
         b = ("\\set r random(1, 100)\n"
              f"UPDATE tenancy.tenants SET metadata = metadata || jsonb_build_object('k' || :r, :r::int), updated_at = now() WHERE id = '{tid}';\n")
-        ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 8, self.seconds)[0],
-                            lambda: self.c.pgbench(db, b, 8, self.seconds)[0])
+        ta, tb = self.tps_pair((db, a), (db, b), clients=8)
         self.add("`merge_metadata`, 8 clients on one tenant", ta, tb, "ops/s", 0.9, "Index Scan (pkey)")
         # The same work as merge_metadata does, written by hand: the UPDATE,
         # its audit row (with the patched keys' old values) and its NOTIFY.
@@ -211,8 +214,7 @@ class Bench:
              "SELECT id, 'metadata', jsonb_build_object('merge', jsonb_build_object('k' || :r, :r::int)) FROM u) "
              "SELECT pg_notify('tenancy_events', jsonb_build_object('action', 'metadata', 'tenant_id', id, "
              "'identifier', identifier)::text) FROM u;\n")
-        ta, tc = interleave(self.rounds, lambda: self.c.pgbench(db, a, 8, self.seconds)[0],
-                            lambda: self.c.pgbench(db, c, 8, self.seconds)[0])
+        ta, tc = self.tps_pair((db, a), (db, c), clients=8)
         self.add("… against the UPDATE + audit row + NOTIFY written by hand (no old values)", ta, tc, "ops/s",
                  "context", "Index Scan (pkey)", ok=True)
 
@@ -225,8 +227,7 @@ class Bench:
         a = "SELECT 1 FROM tenancy.create_tenant('new-' || nextval('bench_seq'), 'New tenant');\n"
         b = ("INSERT INTO bench_tenants (identifier, name, isolation) "
              "VALUES ('new-' || nextval('bench_seq'), 'New tenant', 'rls');\n")
-        ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 4, self.seconds)[0],
-                            lambda: self.c.pgbench(db, b, 4, self.seconds)[0])
+        ta, tb = self.tps_pair((db, a), (db, b))
         self.add("`create_tenant`, rls isolation", ta, tb, "ops/s", 0.6, "INSERT (same indexes and checks)")
         # The same INSERT with the audit row and NOTIFY create_tenant writes.
         c = ("WITH i AS (INSERT INTO bench_tenants (identifier, name, isolation) "
@@ -235,8 +236,7 @@ class Bench:
              "SELECT id, 'create', jsonb_build_object('identifier', identifier, 'name', name) FROM i) "
              "SELECT pg_notify('tenancy_events', jsonb_build_object('action', 'create', 'tenant_id', id, "
              "'identifier', identifier)::text) FROM i;\n")
-        ta, tc = interleave(self.rounds, lambda: self.c.pgbench(db, a, 4, self.seconds)[0],
-                            lambda: self.c.pgbench(db, c, 4, self.seconds)[0])
+        ta, tc = self.tps_pair((db, a), (db, c))
         self.add("… against the INSERT + audit row + NOTIFY written by hand", ta, tc, "ops/s", "context",
                  "INSERT (same indexes and checks)", ok=True)
 
@@ -354,8 +354,7 @@ END $do$;
             skip = (page - 1) * 20
             a = f"SELECT * FROM tenancy.list_tenants({skip}, 20);\n"
             b = f"SELECT * FROM tenancy.tenants ORDER BY created_at DESC, id DESC OFFSET {skip} LIMIT 20;\n"
-            ta, tb = interleave(self.rounds, lambda: self.c.pgbench(db, a, 4, self.seconds)[0],
-                                lambda: self.c.pgbench(db, b, 4, self.seconds)[0])
+            ta, tb = self.tps_pair((db, a), (db, b))
             plan = plan_kind(self.c, db, b.strip().rstrip(";"))
             self.add(f"`list_tenants` page {page} (20 rows), {n:,} tenants", ta, tb, "ops/s", 0.9, plan)
 
@@ -386,8 +385,7 @@ END $do$;
             results[n]["migrate"] = time.perf_counter() - t0
         script = lambda n: (f"\\set i random(1, {n})\nBEGIN;\nSELECT 1 FROM tenancy.set_tenant('s-' || :i, true);\n"
                             "SELECT count(*) FROM t1;\nCOMMIT;\n")
-        ta, tb = interleave(self.rounds, lambda: self.c.pgbench(f"bench_schemas_{big}", script(big), 4, self.seconds)[0],
-                            lambda: self.c.pgbench(f"bench_schemas_{small}", script(small), 4, self.seconds)[0])
+        ta, tb = self.tps_pair((f"bench_schemas_{big}", script(big)), (f"bench_schemas_{small}", script(small)))
         self.add(f"`set_tenant` + read, {big:,} schema tenants × {self.MIGRATION_TABLES} tables "
                  f"(by hand: the same with {small})", ta, tb, "tx/s", 0.9, "Seq Scan (empty t1)")
         # PostgreSQL's own cost of a catalog that large: the same transaction
@@ -395,8 +393,7 @@ END $do$;
         by_hand = lambda n: (f"\\set i random(1, {n})\nBEGIN;\n"
                              "SELECT set_config('search_path', 'tenant_s_' || :i, true);\n"
                              "SELECT count(*) FROM t1;\nCOMMIT;\n")
-        ha, hb = interleave(self.rounds, lambda: self.c.pgbench(f"bench_schemas_{big}", by_hand(big), 4, self.seconds)[0],
-                            lambda: self.c.pgbench(f"bench_schemas_{small}", by_hand(small), 4, self.seconds)[0])
+        ha, hb = self.tps_pair((f"bench_schemas_{big}", by_hand(big)), (f"bench_schemas_{small}", by_hand(small)))
         self.add(f"… the same by hand (`SET LOCAL search_path`, no tenancy): {big:,} schemas against {small}",
                  ha, hb, "tx/s", "context", "Seq Scan (empty t1)", ok=True)
         r = results[big]
