@@ -165,10 +165,10 @@ thread_local! {
 }
 
 /// The search_path with every tenant schema taken out (so switching tenants,
-/// or clearing, never leaves another tenant's schema on the path).
-fn path_without_tenant_schemas() -> (Vec<String>, bool) {
+/// or clearing, never leaves another tenant's schema on the path).  `epoch`
+/// was read before the caller's own catalog reads.
+fn path_without_tenant_schemas(epoch: Epoch) -> (Vec<String>, bool) {
     let path = settings::get(c"search_path");
-    let epoch = Epoch::now();
     let known = PATH_MEMO.with(|m| {
         m.borrow().as_ref().filter(|(p, e, _, _)| *p == path && *e == epoch).map(|(_, _, kept, changed)| (kept.clone(), *changed))
     });
@@ -210,7 +210,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
     check_usable(&t, role);
     settings::set(settings::TENANT_ID_GUC, &t.id.to_string(), is_local);
-    let (mut path, changed) = path_without_tenant_schemas();
+    let (mut path, changed) = path_without_tenant_schemas(epoch);
     if let Some(schema) = &t.schema_name {
         path.insert(0, schema.clone());
         settings::set(c"search_path", &join_path(&path), is_local);
@@ -228,7 +228,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
 fn clear_tenant(is_local: default!(Option<bool>, false)) {
     let is_local = errors::required(is_local, "is_local");
     settings::set(settings::TENANT_ID_GUC, "", is_local);
-    let (path, changed) = path_without_tenant_schemas();
+    let (path, changed) = path_without_tenant_schemas(Epoch::now());
     if changed {
         settings::set(c"search_path", &join_path(&path), is_local);
     }
