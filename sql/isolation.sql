@@ -15,6 +15,16 @@ CREATE INDEX tenant_grants_tenant_idx ON tenancy.tenant_grants (tenant_id);
 
 COMMENT ON TABLE tenancy.tenant_grants IS 'Roles allowed to act for a tenant (tenant_id NULL: all tenants). Change with tenancy.grant_tenant and friends.';
 
+-- The grant functions give every granted role USAGE on this type, and take
+-- it back when the role's last grant goes.  PostgreSQL records a privilege
+-- as a dependency of the role, so DROP ROLE refuses while the role is
+-- granted a tenant, and a role dropped after DROP OWNED (which takes the
+-- privilege away) leaves no grant that a later role reusing its OID would
+-- inherit: a grant counts only while its role holds the privilege.
+CREATE TYPE tenancy.tenant_grantee AS ENUM ('grantee');
+
+COMMENT ON TYPE tenancy.tenant_grantee IS 'Marks the roles granted a tenant (USAGE): DROP ROLE refuses while a tenant grant stands. Allows nothing.';
+
 -- Tables isolated by row-level security, as enable_rls left them.
 CREATE TABLE tenancy.rls_tables (
     tbl           regclass NOT NULL,
@@ -25,6 +35,22 @@ CREATE TABLE tenancy.rls_tables (
 );
 
 COMMENT ON TABLE tenancy.rls_tables IS 'Tables isolated by tenancy.enable_rls.';
+
+-- A dropped table leaves the registry in the same transaction, so a later
+-- table that reuses its OID is not taken for it.
+CREATE FUNCTION tenancy.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM tenancy.rls_tables r
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0
+       AND r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+END
+$$;
+
+CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION tenancy.forget_dropped_tables();
 
 -- Versioned migrations of every schema tenant, applied in registration order.
 CREATE TABLE tenancy.migrations (
@@ -69,6 +95,17 @@ CREATE INDEX migration_ledger_migration_idx ON tenancy.migration_ledger (migrati
 
 COMMENT ON TABLE tenancy.migration_ledger IS 'One row per schema tenant and migration tried: applied, or failed with its error.';
 
+-- The last time a run skipped a tenant, and why (another session was
+-- migrating it).  A run that migrates the tenant cleanly clears it.
+CREATE TABLE tenancy.migration_skips (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    skipped_at timestamptz NOT NULL DEFAULT now(),
+    reason     text NOT NULL,
+    CONSTRAINT migration_skips_pkey PRIMARY KEY (tenant_id)
+);
+
+COMMENT ON TABLE tenancy.migration_skips IS 'The last migrate run that skipped a schema tenant, and why.';
+
 -- Per schema tenant that is not deleted: how many migrations are applied and
 -- pending, and the last error.
 CREATE VIEW tenancy.migration_status AS
@@ -80,14 +117,17 @@ SELECT t.id AS tenant_id,
            - count(l.migration) FILTER (WHERE l.status = 'applied') AS pending,
        (array_agg(l.migration ORDER BY m.position DESC) FILTER (WHERE l.status = 'applied'))[1] AS last_applied,
        (array_agg(l.error ORDER BY l.applied_at DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error,
-       max(l.applied_at) AS last_run_at
+       max(l.applied_at) AS last_run_at,
+       s.skipped_at AS last_skipped_at,
+       s.reason AS last_skip_reason
   FROM tenancy.tenants t
   LEFT JOIN tenancy.migration_ledger l ON l.tenant_id = t.id
   LEFT JOIN tenancy.migrations m ON m.name = l.migration
+  LEFT JOIN tenancy.migration_skips s ON s.tenant_id = t.id
  WHERE t.isolation = 'schema' AND t.status <> 'deleted'
- GROUP BY t.id, t.identifier, t.schema_name;
+ GROUP BY t.id, t.identifier, t.schema_name, s.skipped_at, s.reason;
 
-COMMENT ON VIEW tenancy.migration_status IS 'Applied and pending migrations and the last error, per schema tenant.';
+COMMENT ON VIEW tenancy.migration_status IS 'Applied and pending migrations, the last error and the last skip, per schema tenant.';
 
 -- CREATE and DROP DATABASE queued for the commit of the transaction that
 -- asked for them (see src/provision.rs); empty outside a transaction.

@@ -5,8 +5,11 @@
 -- a failure is recorded, not lost.
 --
 -- Several sessions may run it at once: migrate_tenant takes a
--- transaction-level advisory lock per tenant, so each tenant is migrated by
--- exactly one of them, and re-reads what is pending once it holds the lock.
+-- transaction-level lock per tenant that only tenancy can take (see
+-- db::lock_tenant), so each tenant is migrated by exactly one of them, and
+-- re-reads what is pending once it holds the lock.  A tenant another session
+-- is migrating is skipped with a NOTICE, and the skip is shown by
+-- tenancy.migration_status.
 -- A session killed mid-way loses only its current tenant's transaction; the
 -- ledger still says what is pending, and the next run completes it.
 
@@ -22,7 +25,10 @@ BEGIN
     PERFORM tenancy.migration_check_outside_block();
     FOR tenant IN SELECT tenancy.migration_targets() LOOP
         result := tenancy.migrate_tenant(tenant);
-        IF result->>'failed' IS NOT NULL THEN
+        IF (result->>'skipped')::boolean THEN
+            RAISE NOTICE 'tenancy.migrate: tenant % skipped: %',
+                COALESCE(result->>'identifier', tenant::text), result->>'reason';
+        ELSIF result->>'failed' IS NOT NULL THEN
             RAISE WARNING 'tenancy.migrate: tenant % failed at migration %: %',
                 tenant, result->>'failed', result->>'error';
         END IF;

@@ -10,6 +10,8 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA tenancy FROM PUBLIC;
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA tenancy FROM PUBLIC;
+-- Held only by the roles granted a tenant (see sql/isolation.sql).
+REVOKE USAGE ON TYPE tenancy.tenant_grantee FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     tenancy.set_tenant(text, boolean),

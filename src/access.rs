@@ -21,21 +21,58 @@ use crate::tenants::{self, Tenant};
 /// An error inside `f` aborts the (sub)transaction, and PostgreSQL's abort
 /// processing restores the user and the settings.
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    as_role(extension_owner(), Restrict::Operation, f)
+}
+
+/// How far a switch of user goes beyond the user itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Restrict {
+    /// A security-restricted operation: code that runs inside (a trigger, an
+    /// index expression) cannot SET ROLE, create temporary objects, LISTEN
+    /// or change the session's state for the caller to find later.
+    Operation,
+    /// The same, and row-level security is not forced on the role: what
+    /// PostgreSQL does for a table owner's maintenance commands, for
+    /// tenancy's own deletes of a tenant's rows as the table's owner.
+    OperationNoForceRls,
+}
+
+/// Runs `f` as `role`, as a security-restricted operation, with
+/// `search_path` pinned to `pg_catalog, pg_temp` (so nothing a caller
+/// creates, temporary tables included, can capture a name), then restores
+/// the user, its security context and the setting.  This is how
+/// PostgreSQL itself runs user code on someone's behalf (VACUUM's index
+/// expressions, RI checks as the table owner).
+pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) -> R {
     crate::settings::scoped(&[(c"search_path", "pg_catalog, pg_temp")], || unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let owner = extension_owner();
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
+        let mut context = saved_context
+            | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+            | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+        if restrict == Restrict::OperationNoForceRls {
+            context |= pg_sys::SECURITY_NOFORCE_RLS as i32;
+        }
+        pg_sys::SetUserIdAndSecContext(role, context);
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         result
     })
+}
+
+/// Runs `f` as the current user, as a security-restricted operation (see
+/// [`Restrict::Operation`]), with the settings as they are.
+pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        let mut saved_user = pg_sys::Oid::INVALID;
+        let mut saved_context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32);
+        let result = f();
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        result
+    }
 }
 
 /// The role that owns the extension (and so its catalog and tenant schemas).
@@ -69,9 +106,79 @@ pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
             return true;
         }
     }
+    // A grant counts only while its role holds the marker (see `mark`): a
+    // role dropped after DROP OWNED, and any later role that reuses its
+    // OID, does not.
+    let marked = crate::direct::marked_roles();
     crate::direct::grantees(tenant_id, crate::direct::Snapshot::Latest)
         .into_iter()
+        .filter(|g| marked.as_ref().is_none_or(|m| m.contains(g)))
         .any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
+}
+
+/// The type whose USAGE privilege marks the roles granted a tenant.
+const MARKER: &str = "tenancy.tenant_grantee";
+
+/// Gives `role` the marker.  A privilege is a shared dependency that
+/// PostgreSQL records: DROP ROLE refuses while the role holds it ("privileges
+/// for type tenancy.tenant_grantee"), so a role cannot vanish from under its
+/// grants and leave its OID to a newcomer.  DROP OWNED BY the role takes the
+/// marker away like every other privilege, and its tenant grants stop
+/// counting.  USAGE on this type allows nothing else.
+fn mark(role: &str) {
+    if crate::direct::marked_roles().is_none() {
+        return; // a database not yet updated to 0.3.0
+    }
+    db::execute_dynamic(&format!("GRANT USAGE ON TYPE {MARKER} TO {}", quote(role)));
+}
+
+/// Takes the marker from every role that no longer has any tenant grant
+/// (after a revoke, or a tenant's row and its grants removed), so that it
+/// can be dropped.
+pub fn unmark_ungranted() {
+    if crate::direct::marked_roles().is_none() {
+        return;
+    }
+    let roles = db::query(
+        "SELECT r.rolname::text
+           FROM pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) a, pg_catalog.pg_roles r
+          WHERE t.oid OPERATOR(pg_catalog.=) 'tenancy.tenant_grantee'::pg_catalog.regtype
+            AND r.oid OPERATOR(pg_catalog.=) a.grantee AND a.grantee OPERATOR(pg_catalog.<>) t.typowner
+            AND NOT EXISTS (SELECT FROM tenancy.tenant_grants g WHERE g.role::pg_catalog.oid OPERATOR(pg_catalog.=) a.grantee)
+          ORDER BY 1",
+        Mode::Write,
+        &[],
+        |r| r.must::<String>(1),
+    );
+    for role in roles {
+        db::execute_dynamic(&format!("REVOKE USAGE ON TYPE {MARKER} FROM {}", quote(&role)));
+    }
+}
+
+/// On PostgreSQL 15 and older, CREATEROLE lets a role grant itself
+/// membership in any role that is not a superuser (or reset its password),
+/// so it can become a grantee of every tenant: no check of tenancy's can
+/// hold it to its own grants.  Say so when granting it a tenant.
+fn warn_if_createrole(role: pg_sys::Oid, name: &str) {
+    if !cfg!(any(feature = "pg13", feature = "pg14", feature = "pg15")) {
+        return;
+    }
+    let createrole = db::query_one(
+        "SELECT r.rolcreaterole AND NOT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[role.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false);
+    if createrole {
+        errors::warning(format!("role \"{}\" has CREATEROLE, and so can act for every tenant", errors::shown(name)))
+            .detail(
+                "On PostgreSQL 15 and older, a role with CREATEROLE can make itself a member of any role that is not a \
+                 superuser, including the grantees of other tenants.",
+            )
+            .hint("Grant tenants to roles without CREATEROLE (PostgreSQL 16 limits CREATEROLE to the roles it administers).")
+            .warn();
+    }
 }
 
 /// Raises 42501 unless `role` may act for `t`.
@@ -219,6 +326,8 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         &[role.into(), t.id.into()],
         |_| (),
     );
+    mark(&name);
+    warn_if_createrole(role, &name);
     set_data_access(&t, &name, t.status == "active");
     if !inserted.is_empty() {
         audit::record_one(Event::new(t.id, &t.identifier, "grant", json!({"role": name})));
@@ -241,6 +350,7 @@ fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
     if !still_granted(role, t.id) {
         set_data_access(&t, &name, false);
     }
+    unmark_ungranted();
     if !deleted.is_empty() {
         audit::record_one(Event::new(t.id, &t.identifier, "revoke", json!({"role": name})));
     }
@@ -258,6 +368,7 @@ fn grant_all_tenants(role: Option<RegRole>) {
         &[role.into()],
         |_| (),
     );
+    mark(&name);
     for t in tenants_with_a_home() {
         set_data_access(&t, &name, t.status == "active");
     }
@@ -284,6 +395,7 @@ fn revoke_all_tenants(role: Option<RegRole>) {
             set_data_access(&t, &name, false);
         }
     }
+    unmark_ungranted();
     if !deleted.is_empty() {
         audit::record_one(Event::all_tenants("revoke", json!({"role": name, "all_tenants": true})));
     }

@@ -28,27 +28,47 @@ impl Event {
 
 /// The SQL that writes audit rows, shared by every statement that records
 /// events: the CTE `written`, one audit row per row of `from` (a CTE, or
-/// `(VALUES (1)) one`), in that order.  A data-modifying CTE always runs,
-/// read or not.  Pair it with [`notify_event!`] over the same rows.
+/// `(VALUES (1)) one`), in that order, returning each row's `id`.  A
+/// data-modifying CTE always runs, read or not.  Pair it with
+/// [`notify_event!`] over the same rows.  With `id:`, the audit row takes
+/// that id (drawn beforehand from the log's sequence, so that a statement
+/// writing several events can hand each its own in the notification).
 #[macro_export]
 macro_rules! audit_rows {
     (from: $from:literal, tenant: $tenant:literal, action: $action:literal, details: $details:literal) => {
         concat!(
             "written AS (INSERT INTO tenancy.audit_log (tenant_id, action, details) SELECT ",
-            $tenant, ", ", $action, ", ", $details, " FROM ", $from, ")"
+            $tenant, ", ", $action, ", ", $details, " FROM ", $from, " RETURNING id)"
+        )
+    };
+    (from: $from:literal, id: $id:literal, tenant: $tenant:literal, action: $action:literal, details: $details:literal) => {
+        concat!(
+            "written AS (INSERT INTO tenancy.audit_log (id, tenant_id, action, details) OVERRIDING SYSTEM VALUE SELECT ",
+            $id, ", ", $tenant, ", ", $action, ", ", $details, " FROM ", $from, " RETURNING id)"
         )
     };
 }
 
+/// The id of the one audit row a statement's `written` CTE wrote.
+#[macro_export]
+macro_rules! written_id {
+    () => {
+        "(SELECT w.id FROM written w)"
+    };
+}
+
 /// The expression that announces one event on `tenancy_events` with the
-/// payload `{"action", "tenant_id", "identifier"}` (jsonb text); a
-/// statement selects it once per event.
+/// payload `{"action", "tenant_id", "identifier", "audit_id"}` (jsonb text);
+/// a statement selects it once per event.  `audit_id` is the id of the
+/// event's row in `tenancy.audit_log`: anyone can NOTIFY on any channel, so
+/// a listener that acts on an event re-reads that row (same action and
+/// tenant) instead of trusting the payload.
 #[macro_export]
 macro_rules! notify_event {
-    (tenant: $tenant:literal, action: $action:literal, identifier: $identifier:literal) => {
+    (tenant: $tenant:literal, action: $action:literal, identifier: $identifier:literal, audit_id: $audit_id:expr) => {
         concat!(
             "pg_catalog.pg_notify('tenancy_events', pg_catalog.jsonb_build_object('action', ",
-            $action, ", 'tenant_id', ", $tenant, ", 'identifier', ", $identifier, ")::text)"
+            $action, ", 'tenant_id', ", $tenant, ", 'identifier', ", $identifier, ", 'audit_id', ", $audit_id, ")::text)"
         )
     };
 }
@@ -72,14 +92,15 @@ pub fn record(events: Vec<Event>) {
     }
     db::query(
         concat!(
-            "WITH events AS (
-                 SELECT e.n, e.tenant_id, e.action, e.identifier, e.details
+            "WITH events AS MATERIALIZED (
+                 SELECT e.n, e.tenant_id, e.action, e.identifier, e.details,
+                        pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass) AS audit_id
                    FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::text[]),
                                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::jsonb[]))
                         WITH ORDINALITY AS e(tenant_id, action, identifier, details, n)), ",
-            crate::audit_rows!(from: "events e ORDER BY e.n", tenant: "e.tenant_id", action: "e.action", details: "e.details"),
+            crate::audit_rows!(from: "events e ORDER BY e.n", id: "e.audit_id", tenant: "e.tenant_id", action: "e.action", details: "e.details"),
             " SELECT ",
-            crate::notify_event!(tenant: "e.tenant_id", action: "e.action", identifier: "e.identifier"),
+            crate::notify_event!(tenant: "e.tenant_id", action: "e.action", identifier: "e.identifier", audit_id: "e.audit_id"),
             " FROM events e ORDER BY e.n"
         ),
         db::Mode::Write,

@@ -93,7 +93,7 @@ pub fn init() {
 fn parse_guc(text: &str) -> pgrx::Uuid {
     match validate::parse_pg_uuid(text) {
         Some(bytes) => pgrx::Uuid::from_bytes(bytes),
-        None => errors::invalid(format!("invalid value for parameter \"tenancy.tenant_id\": \"{text}\""))
+        None => errors::invalid(format!("invalid value for parameter \"tenancy.tenant_id\": \"{}\"", errors::shown(text)))
             .hint("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.")
             .raise(),
     }
@@ -141,8 +141,19 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
         return Some(id);
     }
     let id = current(key.role).map(|t| t.id)?;
-    MEMO.with(|m| *m.borrow_mut() = Some((key, id)));
+    // Every check reads with a snapshot taken after the epoch (see
+    // `direct::snapshot`), so its answer may stand for that epoch.  The
+    // leader of a parallel query keeps none anyway: what it learns there is
+    // used once, and a request's later statements check for themselves.  A
+    // parallel worker's memo ends with the worker.
+    if !in_parallel_leader() {
+        MEMO.with(|m| *m.borrow_mut() = Some((key, id)));
+    }
     Some(id)
+}
+
+fn in_parallel_leader() -> bool {
+    unsafe { pg_sys::IsInParallelMode() && pg_sys::ParallelWorkerNumber < 0 }
 }
 
 /// The current tenant's row, or NULL when no tenant is set.

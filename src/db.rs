@@ -180,19 +180,30 @@ pub fn execute_dynamic(sql: &str) {
     })
 }
 
-/// Takes the transaction-level advisory lock on (purpose, tenant), waiting
-/// for it (`wait`) or not; true when held.  A direct call: no statement, so
-/// the next statement's snapshot is taken after the lock is held.
+/// Takes the transaction-level lock on (purpose, tenant), waiting for it
+/// (`wait`) or not; true when held.  A direct call: no statement, so the
+/// next statement's snapshot is taken after the lock is held.
+///
+/// Not an advisory lock: any session can compute an advisory key and hold
+/// it, and so block the rate limit of a tenant it may not act for, or make
+/// `migrate()` skip one.  This is a heavyweight lock of the lock manager's
+/// "userlock" kind (reserved for extensions; `pg_locks` shows it as
+/// `userlock`), which no SQL function takes: only tenancy's own calls can
+/// hold it.  Deadlocks, `lock_timeout` and cancels apply as to any lock.
 pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wait: bool) -> bool {
-    let key = crate::validate::tenant_lock_key(purpose, tenant.as_bytes());
-    if wait {
-        // SAFETY: a built-in taking one int8 and returning void.
-        unsafe { pgrx::direct_function_call_as_datum(pg_sys::pg_advisory_xact_lock_int8, &[key.into_datum()]) };
-        true
-    } else {
-        // SAFETY: a built-in taking one int8 and returning bool.
-        unsafe { pgrx::direct_function_call::<bool>(pg_sys::pg_try_advisory_xact_lock_int8, &[key.into_datum()]) }.unwrap_or(false)
-    }
+    let key = crate::validate::tenant_lock_key(purpose, tenant.as_bytes()) as u64;
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: (key >> 32) as u32,
+        locktag_field3: key as u32,
+        locktag_field4: purpose as u32 as u16,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    };
+    // SAFETY: a filled-in tag; a transaction-level lock, released at the
+    // end of the (sub)transaction as an advisory xact lock would be.
+    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, !wait) };
+    got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
 /// Runs `f` in a subtransaction, as a PL/pgSQL block with

@@ -77,11 +77,18 @@ fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
     oid
 }
 
-unsafe fn snapshot(which: Snapshot) -> pg_sys::Snapshot {
-    if which == Snapshot::Latest && !pg_sys::IsInParallelMode() {
-        pg_sys::GetLatestSnapshot()
-    } else {
-        pg_sys::GetActiveSnapshot()
+/// The snapshot a scan of `table` reads with.  `Latest` is a snapshot taken
+/// now, in every isolation level and also in parallel mode, where
+/// PostgreSQL refuses `GetLatestSnapshot` and the active snapshot of a
+/// REPEATABLE READ or SERIALIZABLE transaction is its first one (which
+/// would still show a revoked grant or an active tenant).  There it is a
+/// catalog snapshot: PostgreSQL takes one anew for every scan of a table
+/// without a system cache, in the leader and in parallel workers alike.
+unsafe fn snapshot(which: Snapshot, table: pg_sys::Oid) -> pg_sys::Snapshot {
+    match which {
+        Snapshot::Statement => pg_sys::GetActiveSnapshot(),
+        Snapshot::Latest if pg_sys::IsInParallelMode() => pg_sys::GetNonHistoricCatalogSnapshot(table),
+        Snapshot::Latest => pg_sys::GetLatestSnapshot(),
     }
 }
 
@@ -114,7 +121,8 @@ unsafe fn scan(
     which: Snapshot,
     mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
 ) {
-    let rel = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let table_oid = relation_oid(table);
+    let rel = pg_sys::table_open(table_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let desc = (*rel).rd_att;
     let index_oid = relation_oid(index);
     let collation = attribute(desc, column).1;
@@ -141,7 +149,7 @@ unsafe fn scan(
             pg_sys::Datum::from(0usize),
         ),
     }
-    let sysscan = pg_sys::systable_beginscan(rel, index_oid, true, snapshot(which), 1, &mut key);
+    let sysscan = pg_sys::systable_beginscan(rel, index_oid, true, snapshot(which, table_oid), 1, &mut key);
     loop {
         let tuple = pg_sys::systable_getnext(sysscan);
         if tuple.is_null() {
@@ -263,6 +271,54 @@ pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
     roles
 }
 
+/// The roles named in the privileges of `tenancy.tenant_grantee`: every
+/// role tenancy has granted a tenant holds USAGE on it (and its owner is
+/// named as grantor).  None in a database whose extension predates 0.3.0,
+/// where the type does not exist yet.  Read from the system cache, which
+/// always reflects the latest committed catalog.
+pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return None;
+        }
+        let typname = crate::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
+        let typoid = pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
+            pg_sys::Anum_pg_type_oid as pg_sys::AttrNumber,
+            typname,
+            pg_sys::Datum::from(nsp),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        );
+        if typoid == pg_sys::InvalidOid {
+            return None;
+        }
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(typoid));
+        if tuple.is_null() {
+            return None;
+        }
+        let mut is_null = false;
+        let acl = pg_sys::SysCacheGetAttr(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            tuple,
+            pg_sys::Anum_pg_type_typacl as pg_sys::AttrNumber,
+            &mut is_null,
+        );
+        let mut roles = Vec::new();
+        if !is_null {
+            let acl = pg_sys::pg_detoast_datum(acl.cast_mut_ptr()) as *const pg_sys::Acl;
+            let mut members: *mut pg_sys::Oid = std::ptr::null_mut();
+            let n = pg_sys::aclmembers(acl, &mut members);
+            for i in 0..n.max(0) as usize {
+                roles.push(*members.add(i));
+            }
+        }
+        pg_sys::ReleaseSysCache(tuple);
+        Some(roles)
+    }
+}
+
 /// A page of tenants, newest first, ties by id descending: an ordered walk
 /// of `tenants_created_idx` (or `tenants_status_created_idx` for one
 /// status, given as the enum value's datum), skipping `skip` rows, as the
@@ -294,7 +350,7 @@ pub fn page(skip: i64, limit: i64, status: Option<pg_sys::Datum>, mut each: impl
             }
             None => 0,
         };
-        let scan = pg_sys::systable_beginscan_ordered(rel, index, snapshot(Snapshot::Statement), nkeys, &mut key);
+        let scan = pg_sys::systable_beginscan_ordered(rel, index, pg_sys::GetActiveSnapshot(), nkeys, &mut key);
         let mut seen: i64 = 0;
         loop {
             let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::ForwardScanDirection);

@@ -25,7 +25,7 @@ impl TenancyError {
         self.hint = Some(h.into());
         self
     }
-    pub fn raise(self) -> ! {
+    fn report(self) -> ErrorReport {
         let mut r = ErrorReport::new(self.code, self.message, "tenancy");
         if let Some(d) = self.detail {
             r = r.set_detail(d);
@@ -33,9 +33,21 @@ impl TenancyError {
         if let Some(h) = self.hint {
             r = r.set_hint(h);
         }
-        r.report(PgLogLevel::ERROR);
+        r
+    }
+    pub fn raise(self) -> ! {
+        self.report().report(PgLogLevel::ERROR);
         unreachable!("ERROR-level reports do not return")
     }
+    /// Reports it as a WARNING (with its DETAIL and HINT) and goes on.
+    pub fn warn(self) {
+        self.report().report(PgLogLevel::WARNING);
+    }
+}
+
+/// 01000: a WARNING that goes on.
+pub fn warning(message: impl Into<String>) -> TenancyError {
+    TenancyError::new(Code::ERRCODE_WARNING, message)
 }
 
 /// A value as error messages show it: control characters escaped, and cut

@@ -70,7 +70,9 @@ fn set_tenant_from_claims(
 /// Counts one request for the tenant (the current one when NULL) in a
 /// sliding window; over the limit, raises 54000 with the seconds until a
 /// request would be admitted.  Callers of one tenant are serialised by a
-/// transaction-level advisory lock, so the count is exact under concurrency:
+/// transaction-level lock only tenancy can take (`db::lock_tenant`; an
+/// advisory lock would let any session block a tenant's requests), so the
+/// count is exact under concurrency:
 /// call it in its own short transaction (or autocommit), first in a request.
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
 fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {

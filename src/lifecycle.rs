@@ -131,7 +131,7 @@ fn create_tenant(
                               'status', 'active'::text, 'metadata', $7::jsonb, 'schema_name', $5::text, 'database_name', $6::text)"
             ),
             " SELECT i.t, i.id, i.identifier, i.status, i.isolation, i.schema_name, i.database_name, ",
-            crate::notify_event!(tenant: "i.id", action: "'create'::text", identifier: "i.identifier"),
+            crate::notify_event!(tenant: "i.id", action: "'create'::text", identifier: "i.identifier", audit_id: crate::written_id!()),
             " FROM i"
         ),
         Mode::Write,
@@ -382,7 +382,7 @@ macro_rules! merge_statement {
                      RETURNING t, t.id, t.identifier, ", $old, " AS old), ",
             crate::audit_rows!(from: "u", tenant: "u.id", action: "'metadata'::text", details: $details),
             " SELECT u.t, ",
-            crate::notify_event!(tenant: "u.id", action: "'metadata'::text", identifier: "u.identifier"),
+            crate::notify_event!(tenant: "u.id", action: "'metadata'::text", identifier: "u.identifier", audit_id: crate::written_id!()),
             " FROM u"
         )
     };
@@ -564,6 +564,8 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
             |r| r.must::<JsonB>(1).0,
         );
         events.push(Event::new(id, &t.identifier, "delete", json!({"soft": false, "tenant": row})));
+        // The tenant's grants went with its row.
+        access::unmark_ungranted();
     }
     if destroy_data {
         events.push(Event::new(id, &t.identifier, "destroy", provision::destroy(&t)));

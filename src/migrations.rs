@@ -3,7 +3,10 @@
 //! (sql/migrate.sql) is made of.
 //!
 //! Migration SQL runs with the extension owner's rights, in the tenant's
-//! schema.  Registering one is therefore as powerful as being that owner, and
+//! schema, as a security-restricted operation with `search_path` set to
+//! the tenant schema, `pg_catalog`, `pg_temp` (temporary objects last, so a
+//! caller's temporary table can never stand in for a tenant's).
+//! Registering one is therefore as powerful as being that owner, and
 //! `add_migration` checks that the session's role has the owner's privileges.
 
 use pgrx::pg_sys;
@@ -75,7 +78,13 @@ fn apply(schema: &str, migration: &str) {
         |r| r.must::<String>(1),
     )
     .unwrap_or_else(|| errors::invalid(format!("migration \"{migration}\" does not exist")).raise());
-    crate::settings::scoped(&[(c"search_path", &quote(schema))], || db::execute_dynamic(&sql));
+    // pg_temp named last: otherwise PostgreSQL searches the session's
+    // temporary schema first for relations, and a caller's temporary table
+    // (with its triggers) would stand in for the tenant's.  A
+    // security-restricted operation: migration SQL cannot SET ROLE or leave
+    // temporary objects, cursors or listeners behind for the caller.
+    let path = format!("{}, pg_catalog, pg_temp", quote(schema));
+    crate::settings::scoped(&[(c"search_path", &path)], || crate::access::restricted(|| db::execute_dynamic(&sql)));
 }
 
 /// The migrations not yet applied to the tenant, in registration order.
@@ -124,10 +133,10 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
         concat!(
             "WITH ",
             ledger_cte!(),
-            ", ",
+            ", unskipped AS (DELETE FROM tenancy.migration_skips s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND $3 IS NULL), ",
             crate::audit_rows!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
             " SELECT ",
-            crate::notify_event!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text")
+            crate::notify_event!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text", audit_id: crate::written_id!())
         ),
         Mode::Write,
         &[t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()],
@@ -194,19 +203,28 @@ fn migration_targets() -> SetOfIterator<'static, pgrx::Uuid> {
     SetOfIterator::new(ids)
 }
 
-/// Claims a tenant for migration in this transaction: None when another
-/// session holds it (it is migrating it now) or it is gone, deleted, or not
-/// a schema tenant; else the pending migrations.  The claim is a
-/// transaction-level advisory lock plus a key-share lock on the tenant row
-/// (so it cannot be removed mid-way); both end with the transaction.
-fn claim(tenant: pgrx::Uuid) -> Option<Vec<String>> {
-    // The transaction-level advisory lock that makes this session the tenant's migrator.
+/// What claiming a tenant for migration found.
+enum Claim {
+    /// This session migrates it: the pending migrations (maybe none).
+    Claimed(Vec<String>),
+    /// Another session holds the claim: it is migrating the tenant now.
+    Busy,
+    /// Gone, deleted, or not a schema tenant (since the run listed it).
+    Gone,
+}
+
+/// Claims a tenant for migration in this transaction.  The claim is
+/// tenancy's own transaction-level lock on the tenant (`db::lock_tenant`:
+/// no other session can take it by SQL, so none can make a run skip a
+/// tenant) plus a key-share lock on the tenant row (so it cannot be removed
+/// mid-way); both end with the transaction.
+fn claim(tenant: pgrx::Uuid) -> Claim {
     if !db::lock_tenant(crate::validate::LockPurpose::Migrate, tenant, false) {
-        return None;
+        return Claim::Busy;
     }
     // Read after the lock is held (a new snapshot), so a tenant another
     // session has just migrated shows nothing pending.
-    db::query_one(
+    let pending = db::query_one(
         concat!(
             "SELECT CASE WHEN t.schema_name IS NOT NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted' THEN ",
             pending_sql!(),
@@ -216,7 +234,28 @@ fn claim(tenant: pgrx::Uuid) -> Option<Vec<String>> {
         &[tenant.into()],
         |r| r.get::<Vec<String>>(1),
     )
-    .flatten()
+    .flatten();
+    match pending {
+        Some(todo) => Claim::Claimed(todo),
+        None => Claim::Gone,
+    }
+}
+
+/// Why `migrate_tenant` skipped a tenant another session holds.
+const BUSY: &str = "another session is migrating it";
+
+/// Records in `tenancy.migration_skips` (shown by `migration_status`) that
+/// this run skipped the tenant, and describes the skip.
+fn skipped(tenant: pgrx::Uuid, reason: &str, record: bool) -> pgrx::JsonB {
+    let identifier = tenants::find_by_id(tenant, Mode::Latest).map(|t| t.identifier);
+    if record && identifier.is_some() {
+        db::execute(
+            "INSERT INTO tenancy.migration_skips AS s (tenant_id, skipped_at, reason) VALUES ($1, pg_catalog.now(), $2)
+             ON CONFLICT (tenant_id) DO UPDATE SET skipped_at = EXCLUDED.skipped_at, reason = EXCLUDED.reason",
+            &[tenant.into(), reason.into()],
+        );
+    }
+    pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "identifier": identifier, "skipped": true, "reason": reason}))
 }
 
 /// What `CALL tenancy.migrate()` does for each tenant, in the caller's
@@ -224,12 +263,15 @@ fn claim(tenant: pgrx::Uuid) -> Option<Vec<String>> {
 /// each in a subtransaction, until the first failure (which is rolled back
 /// and recorded, like PL/pgSQL's EXCEPTION WHEN OTHERS: a cancel is not
 /// caught), then writes the ledger rows and the audit row in one statement.
+/// A tenant another session is migrating is skipped, and the skip recorded.
 #[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_tenant(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
     let tenant = required(tenant, "tenant");
-    let Some(todo) = claim(tenant) else {
-        return pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "skipped": true}));
+    let todo = match claim(tenant) {
+        Claim::Claimed(todo) => todo,
+        Claim::Busy => return skipped(tenant, BUSY, true),
+        Claim::Gone => return skipped(tenant, "it was deleted since the run listed it", false),
     };
     let (applied, failed, error) = run_pending(tenant, &todo);
     finish(tenant, &applied, failed.as_deref(), error.as_deref())
@@ -273,7 +315,10 @@ fn apply_to(tenant: pgrx::Uuid, migration: &str) {
 #[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
 fn migration_claim(tenant: Option<pgrx::Uuid>) -> Option<Vec<String>> {
-    claim(required(tenant, "tenant"))
+    match claim(required(tenant, "tenant")) {
+        Claim::Claimed(todo) => Some(todo),
+        Claim::Busy | Claim::Gone => None,
+    }
 }
 
 #[pg_extern(volatile, security_definer, sql = false)]

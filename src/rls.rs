@@ -3,7 +3,9 @@
 //!
 //! `enable_rls` and `disable_rls` run as the caller, so only a table's owner
 //! (or a superuser) can change its security; the registry row is written with
-//! the extension owner's rights.
+//! the extension owner's rights.  Deleting a tenant's rows runs as each
+//! table's owner, so the table's triggers and rules never run with more
+//! rights than their owner has.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -19,16 +21,18 @@ pub const POLICY: &str = "tenancy_isolation";
 struct Table {
     qualified: String,
     kind: String,
+    temporary: bool,
 }
 
 fn describe(tbl: RegClass) -> Table {
     db::query_one(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text,
+                c.relpersistence OPERATOR(pg_catalog.=) 't'
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.oid OPERATOR(pg_catalog.=) $1",
         Mode::Write,
         &[tbl.0.into()],
-        |r| Table { qualified: r.must(1), kind: r.must(2) },
+        |r| Table { qualified: r.must(1), kind: r.must(2), temporary: r.must(3) },
     )
     .unwrap_or_else(|| errors::invalid(format!("relation with OID {} does not exist", tbl.0.to_u32())).raise())
 }
@@ -59,6 +63,13 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     let table = describe(tbl);
     if table.kind != "r" && table.kind != "p" {
         TenancyError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{}\" is not a table", table.qualified)).raise();
+    }
+    // A temporary table is its session's alone, and its registration would
+    // outlive it (no event fires when a session's temporary tables go).
+    if table.temporary {
+        errors::unsupported(format!("\"{}\" is a temporary table; tenancy isolates only permanent tables", table.qualified))
+            .hint("Create the shared table without TEMPORARY.")
+            .raise();
     }
     let found = db::query_one(
         "SELECT a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
@@ -116,6 +127,74 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
             &[tbl.0.into(), column.as_str().into(), POLICY.into()],
         );
     });
+    warn_side_channels(tbl, &table.qualified, &column, attnum);
+}
+
+/// WARNING for every index of the table that does not lead with the tenant
+/// column, and every foreign key into an isolated table (this one or
+/// another in `tenancy.rls_tables`) whose key leaves out that table's tenant
+/// column: PostgreSQL applies their checks before, or without, the policy,
+/// so they tell one tenant about another's rows (docs/security.md, "Known
+/// side channels").
+fn warn_side_channels(tbl: RegClass, qualified: &str, column: &str, attnum: i16) {
+    let indexes = db::query(
+        "SELECT ic.relname::text FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+          WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indkey[0] OPERATOR(pg_catalog.<>) $2
+          ORDER BY 1",
+        Mode::Write,
+        &[tbl.0.into(), attnum.into()],
+        |r| r.must::<String>(1),
+    );
+    for index in indexes {
+        errors::warning(format!(
+            "index \"{}\" of table \"{qualified}\" does not lead with the tenant column \"{}\"",
+            errors::shown(&index),
+            errors::shown(column)
+        ))
+        .detail(
+            "Its conditions run before the policy: a role that can read the table learns from EXPLAIN ANALYZE how many \
+             of other tenants' rows fall in a range of it, and from a unique violation that another tenant holds a value.",
+        )
+        .hint(format!("Make the tenant column its first column: ({}, ...).", quote(column)))
+        .warn();
+    }
+    // The registry is not the caller's to read: look it up as its owner.
+    let keys = access::as_owner(|| {
+        db::query(
+            "SELECT c.conname::text, pg_catalog.format('%I.%I', n.nspname, r.relname), ref.tenant_column::text,
+                    pg_catalog.format('%s', c.confrelid::pg_catalog.regclass)
+               FROM pg_catalog.pg_constraint c
+               JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.conrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+               JOIN tenancy.rls_tables ref ON ref.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) c.confrelid
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid
+                                             AND a.attname OPERATOR(pg_catalog.=) ref.tenant_column
+              WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0
+                AND (c.conrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $1)
+                AND NOT (a.attnum OPERATOR(pg_catalog.=) ANY (c.confkey))
+              ORDER BY 2, 1",
+            Mode::Write,
+            &[tbl.0.into()],
+            |r| (r.must::<String>(1), r.must::<String>(2), r.must::<String>(3), r.must::<String>(4)),
+        )
+    });
+    for (name, on, tenant_column, referenced) in keys {
+        errors::warning(format!(
+            "foreign key \"{}\" of table \"{on}\" does not include the tenant column \"{}\" of \"{referenced}\"",
+            errors::shown(&name),
+            errors::shown(&tenant_column)
+        ))
+        .detail(
+            "Foreign key checks bypass row-level security: a reference tells a tenant whether another tenant's key exists, \
+             locks that tenant's row, and a cascade crosses tenants.",
+        )
+        .hint(format!(
+            "Reference the tenant column too: FOREIGN KEY ({tc}, ...) REFERENCES {referenced} ({tc}, ...), with a unique key on it.",
+            tc = quote(&tenant_column)
+        ))
+        .warn();
+    }
 }
 
 /// Undo `enable_rls`: drop the policy and the column default, turn row level
@@ -152,25 +231,31 @@ fn disable_rls(tbl: Option<RegClass>) {
 }
 
 /// Deletes the tenant's rows from every isolated table; returns how many.
-/// Runs with the extension owner's rights (a superuser, whom RLS does not filter).
+/// Each table's DELETE runs as that table's owner, as a security-restricted
+/// operation that row-level security does not filter (what PostgreSQL does
+/// for an owner's maintenance commands): a trigger or rule on the table runs
+/// with its owner's rights, never the extension owner's.
 pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
     let tables = db::query(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text, c.relowner
            FROM tenancy.rls_tables r
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'
           ORDER BY 1",
         Mode::Write,
         &[],
-        |r| (r.must::<String>(1), r.must::<String>(2)),
+        |r| (r.must::<String>(1), r.must::<String>(2), r.must::<pgrx::pg_sys::Oid>(3)),
     );
     let mut total = 0i64;
-    for (table, column) in tables {
+    for (table, column, owner) in tables {
         let sql = format!(
             "WITH d AS (DELETE FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1 RETURNING 1) SELECT pg_catalog.count(*) FROM d",
             quote(&column)
         );
-        total += db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1)).into_iter().sum::<i64>();
+        total += access::as_role(owner, access::Restrict::OperationNoForceRls, || {
+            db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1)).into_iter().sum::<i64>()
+        });
     }
     total
 }

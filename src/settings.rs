@@ -105,8 +105,11 @@ pub fn get(name: &CStr) -> String {
 /// Defines a string GUC check hook from a rule on the proposed value; a
 /// refusal becomes the error's DETAIL (the SQLSTATE is 22023,
 /// invalid_parameter_value, PostgreSQL's code for failing check hooks).
+/// The message shows the value as every tenancy message does (control
+/// characters escaped, cut to 64 characters), not raw as PostgreSQL's
+/// default message would, so a hostile value cannot forge log lines.
 macro_rules! check_hook {
-    ($name:ident, $rule:expr) => {
+    ($name:ident, $guc:literal, $rule:expr) => {
         #[pg_guard]
         unsafe extern "C-unwind" fn $name(
             newval: *mut *mut std::ffi::c_char,
@@ -122,8 +125,11 @@ macro_rules! check_hook {
             match rule(proposed) {
                 Ok(()) => true,
                 Err(detail) => {
+                    let message = format!("invalid value for parameter \"{}\": \"{}\"", $guc, crate::errors::shown(proposed));
+                    let m = CString::new(message).unwrap_or_default();
                     let c = CString::new(detail).unwrap_or_default();
                     pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+                    pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(m.as_ptr());
                     pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
                     false
                 }
@@ -132,7 +138,7 @@ macro_rules! check_hook {
     };
 }
 
-check_hook!(check_tenant_id, |v| {
+check_hook!(check_tenant_id, "tenancy.tenant_id", |v| {
     if v.is_empty() || validate::parse_pg_uuid(v).is_some() {
         Ok(())
     } else {
@@ -140,7 +146,7 @@ check_hook!(check_tenant_id, |v| {
     }
 });
 
-check_hook!(check_default_isolation, |v| {
+check_hook!(check_default_isolation, "tenancy.default_isolation", |v| {
     if DEFAULT_ISOLATION_VALUES.contains(&v) {
         Ok(())
     } else {
@@ -148,13 +154,13 @@ check_hook!(check_default_isolation, |v| {
     }
 });
 
-check_hook!(check_premium_tiers, |v| {
+check_hook!(check_premium_tiers, "tenancy.premium_tiers", |v| {
     validate::parse_tier_list(v)
         .map(|_| ())
         .map_err(|why| format!("A comma-separated list of tiers is expected, but {why}."))
 });
 
-check_hook!(check_schema_prefix, |v| {
+check_hook!(check_schema_prefix, "tenancy.schema_prefix", |v| {
     validate::check_schema_prefix(v).map_err(|why| format!("The schema prefix is invalid: {why}."))
 });
 

@@ -179,14 +179,14 @@ pub fn could_be_tenant_schema(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// What tenancy takes its per-tenant advisory locks for.
+/// What tenancy takes its per-tenant locks for (`db::lock_tenant`).
 #[derive(Clone, Copy)]
 pub enum LockPurpose {
     Migrate = 0x6d69_6772, // "migr"
     RateLimit = 0x7261_7465, // "rate"
 }
 
-/// The 64-bit key of a transaction-level advisory lock on (purpose, tenant):
+/// The 64-bit key of tenancy's transaction-level lock on (purpose, tenant):
 /// both halves of the uuid mixed (the first half of a UUIDv7 is mostly its
 /// timestamp) with a tag of our own and the purpose.
 pub fn tenant_lock_key(purpose: LockPurpose, tenant: &[u8; 16]) -> i64 {

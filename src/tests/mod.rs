@@ -67,6 +67,19 @@ mod tests {
         run("SELECT tenancy.clear_tenant()");
     }
 
+    /// The rate limit and migrate's claim hold a lock of the lock manager's
+    /// userlock kind, which no SQL function takes, and no advisory lock
+    /// (whose keys anyone could compute and hold).
+    #[pg_test]
+    fn per_tenant_locks_are_not_advisory() {
+        run("SELECT tenancy.create_tenant('lock-one', 'Lock one')");
+        run("SELECT tenancy.check_rate_limit((tenancy.tenant_by_identifier('lock-one')).id)");
+        let advisory: i64 =
+            one("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'").unwrap();
+        let own: i64 = one("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'userlock'").unwrap();
+        assert_eq!((advisory, own), (0, 1));
+    }
+
     /// Every API function given NULL for each argument raises 22023 (never an
     /// internal error).
     #[pg_test]

@@ -77,6 +77,14 @@ lines(line) AS (
     FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(cfg, cond)
    WHERE e.extname = 'tenancy'
   UNION ALL
+  -- initial privileges: what pg_dump compares the members' privileges with
+  SELECT format('init_privs %s %s', pg_describe_object(p.classoid, p.objoid, p.objsubid), p.initprivs)
+    FROM pg_init_privs p JOIN members m ON m.classid = p.classoid AND m.objid = p.objoid
+  UNION ALL
+  SELECT format('event_trigger %s on %s runs %s enabled=%s tags=%s', t.evtname, t.evtevent, t.evtfoid::regproc,
+                t.evtenabled, t.evttags)
+    FROM pg_event_trigger t JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = t.oid
+  UNION ALL
   SELECT format('extension schema=%s relocatable=%s', extnamespace::regnamespace, extrelocatable)
     FROM pg_extension WHERE extname = 'tenancy'
 )

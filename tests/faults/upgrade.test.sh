@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A database created at 0.1.0 (the archived install script, run against the
-# current library) upgrades with ALTER EXTENSION tenancy UPDATE: every row
+# A database created at each released version (0.1.0, 0.2.0: the archived
+# install scripts, run against the current library) upgrades with
+# ALTER EXTENSION tenancy UPDATE: every row
 # kept and working, and the upgraded extension identical, object by object,
 # to a fresh CREATE EXTENSION of the current version (tests/faults/extension_shape.sql).
 set -euo pipefail
@@ -10,34 +11,53 @@ db=$PGDATABASE
 export PGOPTIONS="-c client_min_messages=warning"
 
 extdir=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension
-cmp -s "$here/../../sql/archive/tenancy--0.1.0.sql" "$extdir/tenancy--0.1.0.sql" || {
-  echo "$extdir/tenancy--0.1.0.sql is not the archived 0.1.0 script (scripts/test.sh installs it)"; exit 1; }
+released=(0.1.0 0.2.0)
+for v in "${released[@]}"; do
+  cmp -s "$here/../../sql/archive/tenancy--$v.sql" "$extdir/tenancy--$v.sql" || {
+    echo "$extdir/tenancy--$v.sql is not the archived $v script (scripts/test.sh installs it)"; exit 1; }
+done
 current=$(q -d "$db" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'tenancy'")
-[ "$current" != 0.1.0 ] || { echo "default_version is still 0.1.0"; exit 1; }
-
-q -d "$db" -c "CREATE EXTENSION tenancy VERSION '0.1.0'" >/dev/null
-populate_fixture "$db"
-before=$(fingerprint "$db")
-
-# Upgrade in a session that has already used the old functions.
-q -d "$db" -c "SELECT tenancy.current_tenant_id()" -c "ALTER EXTENSION tenancy UPDATE" >/dev/null
-got=$(q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'")
-[ "$got" = "$current" ] || { echo "extversion $got after update, expected $current"; exit 1; }
-
-after=$(fingerprint "$db")
-[ "$before" = "$after" ] || { echo "rows changed by the upgrade:"; diff <(echo "$before") <(echo "$after") || true; exit 1; }
+for v in "${released[@]}"; do
+  [ "$current" != "$v" ] || { echo "default_version is still the released $v"; exit 1; }
+done
 
 fresh=${db}_fresh
 q -d postgres -c "DROP DATABASE IF EXISTS $fresh" -c "CREATE DATABASE $fresh" >/dev/null
 q -d "$fresh" -c "CREATE EXTENSION tenancy" >/dev/null
-psql -X -q -d "$db" -f "$here/extension_shape.sql" > "/tmp/tenancy-upgraded-shape.txt"
 psql -X -q -d "$fresh" -f "$here/extension_shape.sql" > "/tmp/tenancy-fresh-shape.txt"
-if ! diff /tmp/tenancy-fresh-shape.txt /tmp/tenancy-upgraded-shape.txt; then
-  echo "upgraded extension differs from a fresh install (< fresh, > upgraded)"; exit 1
-fi
-echo "0.1.0 -> $current: $(grep -c . /tmp/tenancy-fresh-shape.txt) catalog facts identical to a fresh install"
 
-check_fixture_works "$db" >/dev/null
+# upgrade_from V DB: a database created at V, with the fixture, upgraded in a
+# session that has already used the old functions; rows identical, catalog
+# identical to a fresh install, everything working.
+upgrade_from() {
+  local from=$1 udb=$2
+  q -d postgres -c "DROP DATABASE IF EXISTS $udb" -c "CREATE DATABASE $udb" >/dev/null
+  q -d "$udb" -c "CREATE EXTENSION tenancy VERSION '$from'" >/dev/null
+  populate_fixture "$udb"
+  local before after got
+  before=$(fingerprint "$udb")
+  q -d "$udb" -c "SELECT tenancy.current_tenant_id()" -c "ALTER EXTENSION tenancy UPDATE" >/dev/null
+  got=$(q -d "$udb" -c "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'")
+  [ "$got" = "$current" ] || { echo "$from: extversion $got after update, expected $current"; exit 1; }
+  after=$(fingerprint "$udb")
+  [ "$before" = "$after" ] || { echo "$from: rows changed by the upgrade:"; diff <(echo "$before") <(echo "$after") || true; exit 1; }
+  psql -X -q -d "$udb" -f "$here/extension_shape.sql" > "/tmp/tenancy-upgraded-shape.txt"
+  if ! diff /tmp/tenancy-fresh-shape.txt /tmp/tenancy-upgraded-shape.txt; then
+    echo "$from: upgraded extension differs from a fresh install (< fresh, > upgraded)"; exit 1
+  fi
+  echo "$from -> $current: $(grep -c . /tmp/tenancy-fresh-shape.txt) catalog facts identical to a fresh install"
+  # The grants made before the upgrade still count (0.3.0 marks granted roles),
+  # and the role cannot be dropped while they stand.
+  check_fixture_works "$udb" >/dev/null
+  local marked
+  marked=$(q -d "$udb" -c "SELECT count(*) FROM pg_shdepend d JOIN pg_database b ON b.oid = d.dbid AND b.datname = current_database()
+                            WHERE d.refobjid = 'dump_app'::regrole AND d.objid = 'tenancy.tenant_grantee'::regtype")
+  [ "$marked" = 1 ] || { echo "$from: the granted role holds no tenant_grantee privilege after the upgrade ($marked)"; exit 1; }
+}
+
+upgrade_from 0.2.0 "${db}_from020"
+q -d postgres -c "DROP DATABASE ${db}_from020" >/dev/null
+upgrade_from 0.1.0 "$db"
 
 # One session merges metadata at 0.1.0, runs the UPDATE, and merges again
 # (the library finds the 0.2.0 objects once they exist): audit "old" values right.
