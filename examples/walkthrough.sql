@@ -13,7 +13,7 @@ SELECT identifier, name FROM tenancy.search_tenants('acme');
 SELECT metadata FROM tenancy.merge_metadata((tenancy.tenant_by_identifier('acme-corp')).id, '{"seats": 25}');
 
 -- Row-level security: one shared table, each tenant sees its own rows.
-CREATE TABLE orders (id serial PRIMARY KEY, tenant_id uuid NOT NULL, item text NOT NULL);
+CREATE TABLE orders (id serial, tenant_id uuid NOT NULL, item text NOT NULL, PRIMARY KEY (tenant_id, id));
 SELECT tenancy.enable_rls('orders');
 CREATE ROLE walkthrough_app NOLOGIN;
 GRANT SELECT, INSERT ON orders TO walkthrough_app;

@@ -44,10 +44,11 @@ def install(dba: psycopg.Connection, app_role: str) -> None:
     with dba.transaction():
         dba.execute(
             "CREATE TABLE IF NOT EXISTS public.orders ("
-            " id bigserial PRIMARY KEY,"
+            " id bigserial,"
             " tenant_id uuid NOT NULL,"  # filled in by enable_rls's column default
             " item text NOT NULL,"
-            " qty integer NOT NULL DEFAULT 1)"
+            " qty integer NOT NULL DEFAULT 1,"
+            " PRIMARY KEY (tenant_id, id))"  # keys lead with the tenant column
         )
         dba.execute("SELECT tenancy.enable_rls('public.orders')")
         role = sql.Identifier(app_role)

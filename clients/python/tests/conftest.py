@@ -81,7 +81,7 @@ async def orders(su: psycopg.AsyncConnection) -> str:
     """A shared table isolated by tenancy.enable_rls, usable by the app role."""
     await su.execute("DROP TABLE IF EXISTS public.orders")
     await su.execute(
-        "CREATE TABLE public.orders (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, item text NOT NULL)"
+        "CREATE TABLE public.orders (id bigserial, tenant_id uuid NOT NULL, item text NOT NULL, PRIMARY KEY (tenant_id, id))"
     )
     await su.execute("SELECT tenancy.enable_rls('public.orders')")
     await su.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON public.orders TO tenancy_client_python_app")

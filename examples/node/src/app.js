@@ -35,10 +35,11 @@ export async function setupSchema(pool, appRole) {
 
 async function createAppSchema(admin, appRole) {
   await admin.query(`CREATE TABLE notes (
-      id         bigserial PRIMARY KEY,
+      id         bigserial,
       tenant_id  uuid NOT NULL,
       body       text NOT NULL,
-      created_at timestamptz NOT NULL DEFAULT now())`);
+      created_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (tenant_id, id))`);  // keys lead with the tenant column
   // Policy on tenant_id, default tenant_id = current tenant, FORCE RLS, index.
   await admin.query(`SELECT tenancy.enable_rls('notes')`);
   await ddl(admin, 'GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO %I', appRole);

@@ -25,10 +25,11 @@ pub async fn setup_schema(admin: &mut Client, app_role: &str) -> Result<(), Erro
     let tx = admin.transaction().await?;
     tx.batch_execute(
         "CREATE TABLE notes (
-                 id         bigserial PRIMARY KEY,
+                 id         bigserial,
                  tenant_id  uuid NOT NULL,
                  body       text NOT NULL,
-                 created_at timestamptz NOT NULL DEFAULT now());
+                 created_at timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (tenant_id, id)); -- keys lead with the tenant column
              -- policy on tenant_id, default tenant_id = current tenant, FORCE RLS, index
              SELECT tenancy.enable_rls('notes');",
     )
