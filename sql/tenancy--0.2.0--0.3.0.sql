@@ -92,6 +92,8 @@ CREATE TABLE tenancy.migration_skips (
 
 COMMENT ON TABLE tenancy.migration_skips IS 'The last migrate run that skipped a schema tenant, and why.';
 
+REVOKE ALL ON tenancy.migration_skips FROM PUBLIC;
+
 CREATE OR REPLACE VIEW tenancy.migration_status AS
 SELECT t.id AS tenant_id,
        t.identifier,

@@ -125,18 +125,38 @@ const MARKER: &str = "tenancy.tenant_grantee";
 /// grants and leave its OID to a newcomer.  DROP OWNED BY the role takes the
 /// marker away like every other privilege, and its tenant grants stop
 /// counting.  USAGE on this type allows nothing else.
-fn mark(role: &str) {
-    if crate::direct::marked_roles().is_none() {
-        return; // a database not yet updated to 0.3.0
+fn mark(role: pg_sys::Oid, name: &str) {
+    if !lock_marker(|marked| !marked.contains(&role)) {
+        return;
     }
-    db::execute_dynamic(&format!("GRANT USAGE ON TYPE {MARKER} TO {}", quote(role)));
+    db::execute_dynamic(&format!("GRANT USAGE ON TYPE {MARKER} TO {}", quote(name)));
+}
+
+/// Whether the marker's privileges must change, given the roles holding it
+/// (`needed`); if so, first locks the marker until the end of the
+/// transaction.  GRANT and REVOKE do not lock the object they change, so two
+/// transactions changing the marker at once would fail with "tuple
+/// concurrently updated"; this makes the second wait for the first, then
+/// decide again on what the first committed.  False in a database not yet
+/// updated to 0.3.0, where the marker does not exist.
+fn lock_marker(needed: impl Fn(&[pg_sys::Oid]) -> bool) -> bool {
+    let Some(typoid) = crate::direct::marker_type() else { return false };
+    if !crate::direct::marked_roles().is_some_and(|m| needed(&m)) {
+        return false;
+    }
+    // Taking the lock processes pending invalidations, so the system cache
+    // read again below shows what a transaction that held it committed.
+    unsafe { pg_sys::LockDatabaseObject(pg_sys::TypeRelationId, typoid, 0, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE) };
+    crate::direct::marked_roles().is_some_and(|m| needed(&m))
 }
 
 /// Takes the marker from every role that no longer has any tenant grant
 /// (after a revoke, or a tenant's row and its grants removed), so that it
 /// can be dropped.
 pub fn unmark_ungranted() {
-    if crate::direct::marked_roles().is_none() {
+    // Only when some marked role may have lost its last grant: the query
+    // below decides which.
+    if !lock_marker(|marked| marked.len() > 1) {
         return;
     }
     let roles = db::query(
@@ -326,7 +346,7 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         &[role.into(), t.id.into()],
         |_| (),
     );
-    mark(&name);
+    mark(role, &name);
     warn_if_createrole(role, &name);
     set_data_access(&t, &name, t.status == "active");
     if !inserted.is_empty() {
@@ -368,7 +388,7 @@ fn grant_all_tenants(role: Option<RegRole>) {
         &[role.into()],
         |_| (),
     );
-    mark(&name);
+    mark(role, &name);
     for t in tenants_with_a_home() {
         set_data_access(&t, &name, t.status == "active");
     }

@@ -77,6 +77,16 @@ fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
     oid
 }
 
+/// Whether tenancy's relation `name` exists: objects added by an upgrade
+/// are missing in a database whose `ALTER EXTENSION tenancy UPDATE` has not
+/// run yet, which the new library keeps serving meanwhile.
+pub fn has_relation(name: &CStr) -> bool {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        nsp != pg_sys::InvalidOid && pg_sys::get_relname_relid(name.as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
 /// The snapshot a scan of `table` reads with.  `Latest` is a snapshot taken
 /// now, in every isolation level and also in parallel mode, where
 /// PostgreSQL refuses `GetLatestSnapshot` and the active snapshot of a
@@ -277,23 +287,8 @@ pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
 /// where the type does not exist yet.  Read from the system cache, which
 /// always reflects the latest committed catalog.
 pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
+    let typoid = marker_type()?;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
-        let typname = crate::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
-        let typoid = pg_sys::GetSysCacheOid(
-            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
-            pg_sys::Anum_pg_type_oid as pg_sys::AttrNumber,
-            typname,
-            pg_sys::Datum::from(nsp),
-            pg_sys::Datum::from(0usize),
-            pg_sys::Datum::from(0usize),
-        );
-        if typoid == pg_sys::InvalidOid {
-            return None;
-        }
         let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(typoid));
         if tuple.is_null() {
             return None;
@@ -316,6 +311,26 @@ pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
         }
         pg_sys::ReleaseSysCache(tuple);
         Some(roles)
+    }
+}
+
+/// The OID of the type `tenancy.tenant_grantee`, if it exists (0.3.0 on).
+pub fn marker_type() -> Option<pg_sys::Oid> {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return None;
+        }
+        let typname = crate::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
+        let typoid = pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
+            pg_sys::Anum_pg_type_oid as pg_sys::AttrNumber,
+            typname,
+            pg_sys::Datum::from(nsp),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        );
+        (typoid != pg_sys::InvalidOid).then_some(typoid)
     }
 }
 

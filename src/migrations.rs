@@ -129,19 +129,31 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
     }
     crate::context::forget();
     let details = json!({"applied": applied, "failed": failed, "error": error});
-    db::query(
-        concat!(
-            "WITH ",
-            ledger_cte!(),
-            ", unskipped AS (DELETE FROM tenancy.migration_skips s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND $3 IS NULL), ",
-            crate::audit_rows!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
-            " SELECT ",
-            crate::notify_event!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text", audit_id: crate::written_id!())
-        ),
-        Mode::Write,
-        &[t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()],
-        |_| (),
-    );
+    let args = [t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()];
+    macro_rules! outcome {
+        ($unskipped:literal) => {
+            concat!(
+                "WITH ",
+                ledger_cte!(),
+                ", ",
+                $unskipped,
+                crate::audit_rows!(from: "(VALUES (1)) one", tenant: "$1::uuid", action: "'migrate'::text", details: "$6::jsonb"),
+                " SELECT ",
+                crate::notify_event!(tenant: "$1::uuid", action: "'migrate'::text", identifier: "$5::text", audit_id: crate::written_id!())
+            )
+        };
+    }
+    // A clean run clears the tenant's last skip (the table exists from 0.3.0 on).
+    if crate::direct::has_relation(c"migration_skips") {
+        db::query(
+            outcome!("unskipped AS (DELETE FROM tenancy.migration_skips s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND $3 IS NULL), "),
+            Mode::Write,
+            &args,
+            |_| (),
+        );
+    } else {
+        db::query(outcome!(""), Mode::Write, &args, |_| ());
+    }
 }
 
 /// Applies every pending migration to a new schema tenant, inside its
@@ -248,7 +260,7 @@ const BUSY: &str = "another session is migrating it";
 /// this run skipped the tenant, and describes the skip.
 fn skipped(tenant: pgrx::Uuid, reason: &str, record: bool) -> pgrx::JsonB {
     let identifier = tenants::find_by_id(tenant, Mode::Latest).map(|t| t.identifier);
-    if record && identifier.is_some() {
+    if record && identifier.is_some() && crate::direct::has_relation(c"migration_skips") {
         db::execute(
             "INSERT INTO tenancy.migration_skips AS s (tenant_id, skipped_at, reason) VALUES ($1, pg_catalog.now(), $2)
              ON CONFLICT (tenant_id) DO UPDATE SET skipped_at = EXCLUDED.skipped_at, reason = EXCLUDED.reason",
