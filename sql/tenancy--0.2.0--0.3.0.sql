@@ -12,6 +12,11 @@
 -- - tenancy.migration_skips and two columns of tenancy.migration_status
 --   (last_skipped_at, last_skip_reason); CALL tenancy.migrate() raises a
 --   NOTICE for every tenant it skips.
+-- - search_tenants: a new key index (tenancy.search_keys: 1- to 3-character
+--   windows) replaces tenants_search_idx, and each rank is read the cheap way
+--   (an identifier range, the first identifiers in order, or the key index),
+--   so unselective queries (one letter, a shared prefix, a common word) are
+--   as fast as selective ones.
 -- Changed behind the same signatures (library only):
 -- - migrations run with search_path "<schema>", pg_catalog, pg_temp, as a
 --   security-restricted operation;
@@ -30,6 +35,16 @@
 -- object, the same as a fresh CREATE EXTENSION of 0.3.0, and that its rows
 -- are kept and work.
 \echo Use "ALTER EXTENSION tenancy UPDATE" to load this file. \quit
+
+-- search_tenants: the index keys gain 1-character windows, so that a
+-- one-letter query finds its candidates in the index (src/search.rs).
+CREATE FUNCTION tenancy."search_keys"("identifier" TEXT, "name" TEXT) RETURNS TEXT[]
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'search_keys_wrapper';
+REVOKE EXECUTE ON FUNCTION tenancy.search_keys(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.search_keys(text, text) TO PUBLIC;
+DROP INDEX tenancy.tenants_search_idx;
+CREATE INDEX tenants_search_keys_idx ON tenancy.tenants USING gin (tenancy.search_keys(identifier, name));
 
 CREATE TYPE tenancy.tenant_grantee AS ENUM ('grantee');
 

@@ -40,11 +40,12 @@ pub enum Restrict {
 /// Runs `f` as `role`, as a security-restricted operation, with
 /// `search_path` pinned to `pg_catalog, pg_temp` (so nothing a caller
 /// creates, temporary tables included, can capture a name), then restores
-/// the user, its security context and the setting.  This is how
-/// PostgreSQL itself runs user code on someone's behalf (VACUUM's index
-/// expressions, RI checks as the table owner).
+/// the user, its security context and every setting, also those that code
+/// run inside changed (`settings::isolated`).  This is how PostgreSQL itself
+/// runs user code on someone's behalf (VACUUM's index expressions, RI
+/// checks as the table owner).
 pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) -> R {
-    crate::settings::scoped(&[(c"search_path", "pg_catalog, pg_temp")], || unsafe {
+    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
@@ -62,9 +63,10 @@ pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) 
 }
 
 /// Runs `f` as the current user, as a security-restricted operation (see
-/// [`Restrict::Operation`]), with the settings as they are.
+/// [`Restrict::Operation`]), with the settings as they are; whatever it
+/// sets is undone after it (`settings::isolated`).
 pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
-    unsafe {
+    crate::settings::isolated(&[], || unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
@@ -72,7 +74,7 @@ pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         result
-    }
+    })
 }
 
 /// The role that owns the extension (and so its catalog and tenant schemas).
@@ -129,7 +131,20 @@ fn mark(role: pg_sys::Oid, name: &str) {
     if !lock_marker(|marked| !marked.contains(&role)) {
         return;
     }
+    // Rows of an unmarked role never counted (its marker went with DROP
+    // OWNED, or it is a newcomer with a dropped role's OID): a new grant
+    // must not bring them back.
+    db::execute(
+        "DELETE FROM tenancy.tenant_grants g WHERE g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        &[role.into()],
+    );
     db::execute_dynamic(&format!("GRANT USAGE ON TYPE {MARKER} TO {}", quote(name)));
+}
+
+/// Whether `role`'s grant rows count: it holds the marker (or the database
+/// predates it).
+fn counts(role: pg_sys::Oid) -> bool {
+    crate::direct::marked_roles().is_none_or(|m| m.contains(&role))
 }
 
 /// Whether the marker's privileges must change, given the roles holding it
@@ -150,29 +165,44 @@ fn lock_marker(needed: impl Fn(&[pg_sys::Oid]) -> bool) -> bool {
     crate::direct::marked_roles().is_some_and(|m| needed(&m))
 }
 
-/// Takes the marker from every role that no longer has any tenant grant
-/// (after a revoke, or a tenant's row and its grants removed), so that it
-/// can be dropped.
+/// Takes the marker from every role left without a grant that can still
+/// count: an all-tenants grant, or a grant of a tenant that is not deleted
+/// (a deleted tenant can never be the context again).  Called after a
+/// revoke, and after a tenant is deleted (its row and grants removed, or
+/// its status made final), so that the role can then be dropped.
 pub fn unmark_ungranted() {
-    // Only when some marked role may have lost its last grant: the query
-    // below decides which.
+    if crate::direct::marker_type().is_none() {
+        return; // a database not yet updated to 0.3.0
+    }
+    if ungranted_marked_roles().is_empty() {
+        return;
+    }
+    // Serialise with the other changes of the marker (see `lock_marker`),
+    // then decide again on what they committed.
     if !lock_marker(|marked| marked.len() > 1) {
         return;
     }
-    let roles = db::query(
+    for role in ungranted_marked_roles() {
+        db::execute_dynamic(&format!("REVOKE USAGE ON TYPE {MARKER} FROM {}", quote(&role)));
+    }
+}
+
+/// Names of the roles holding the marker without a grant that can count.
+fn ungranted_marked_roles() -> Vec<String> {
+    db::query(
         "SELECT r.rolname::text
            FROM pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) a, pg_catalog.pg_roles r
           WHERE t.oid OPERATOR(pg_catalog.=) 'tenancy.tenant_grantee'::pg_catalog.regtype
             AND r.oid OPERATOR(pg_catalog.=) a.grantee AND a.grantee OPERATOR(pg_catalog.<>) t.typowner
-            AND NOT EXISTS (SELECT FROM tenancy.tenant_grants g WHERE g.role::pg_catalog.oid OPERATOR(pg_catalog.=) a.grantee)
+            AND NOT EXISTS (SELECT FROM tenancy.tenant_grants g
+                              LEFT JOIN tenancy.tenants tt ON tt.id OPERATOR(pg_catalog.=) g.tenant_id
+                             WHERE g.role::pg_catalog.oid OPERATOR(pg_catalog.=) a.grantee
+                               AND (g.tenant_id IS NULL OR tt.status OPERATOR(pg_catalog.<>) 'deleted'))
           ORDER BY 1",
         Mode::Write,
         &[],
         |r| r.must::<String>(1),
-    );
-    for role in roles {
-        db::execute_dynamic(&format!("REVOKE USAGE ON TYPE {MARKER} FROM {}", quote(&role)));
-    }
+    )
 }
 
 /// On PostgreSQL 15 and older, CREATEROLE lets a role grant itself
@@ -286,19 +316,23 @@ fn set_all_data_access(t: &Tenant, open: bool) {
 /// through an all-tenants grant).
 fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
     db::query(
-        "SELECT DISTINCT r.rolname::text FROM tenancy.tenant_grants g
+        "SELECT DISTINCT r.rolname::text, r.oid FROM tenancy.tenant_grants g
            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) g.role::oid
           WHERE g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id IS NULL",
         Mode::Write,
         &[tenant_id.into()],
-        |r| r.must::<String>(1),
+        |r| (r.must::<String>(1), r.must::<pg_sys::Oid>(2)),
     )
+    .into_iter()
+    .filter(|(_, oid)| counts(*oid))
+    .map(|(name, _)| name)
+    .collect()
 }
 
 /// Whether `role` is still granted the tenant, directly or through an
 /// all-tenants grant.
 fn still_granted(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
-    db::query_one(
+    counts(role) && db::query_one(
         "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
                          WHERE g.role::oid OPERATOR(pg_catalog.=) $1
                            AND (g.tenant_id OPERATOR(pg_catalog.=) $2 OR g.tenant_id IS NULL))",
@@ -339,6 +373,7 @@ fn role_of(role: Option<RegRole>) -> (pg_sys::Oid, String) {
 fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
     let (role, name) = role_of(role);
     let t = tenants::lock(required(tenant, "tenant"));
+    mark(role, &name);
     let inserted = db::query(
         "INSERT INTO tenancy.tenant_grants (role, tenant_id) VALUES ($1::oid::regrole, $2)
          ON CONFLICT DO NOTHING RETURNING 1",
@@ -346,7 +381,6 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
         &[role.into(), t.id.into()],
         |_| (),
     );
-    mark(role, &name);
     warn_if_createrole(role, &name);
     set_data_access(&t, &name, t.status == "active");
     if !inserted.is_empty() {
@@ -381,6 +415,7 @@ fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
 #[search_path(pg_catalog, pg_temp)]
 fn grant_all_tenants(role: Option<RegRole>) {
     let (role, name) = role_of(role);
+    mark(role, &name);
     let inserted = db::query(
         "INSERT INTO tenancy.tenant_grants (role, tenant_id) VALUES ($1::oid::regrole, NULL)
          ON CONFLICT DO NOTHING RETURNING 1",
@@ -388,7 +423,6 @@ fn grant_all_tenants(role: Option<RegRole>) {
         &[role.into()],
         |_| (),
     );
-    mark(role, &name);
     for t in tenants_with_a_home() {
         set_data_access(&t, &name, t.status == "active");
     }

@@ -57,10 +57,16 @@ fn name_is_valid(name: &str) -> bool {
     validate::check_name(name).is_ok()
 }
 
-/// Index keys of `search_tenants` (see `validate::search_grams`).
+/// Index keys of `search_tenants` in 0.1.0 and 0.2.0 (see `validate::search_grams`).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn search_grams(identifier: &str, name: &str) -> Vec<String> {
     validate::search_grams(identifier, name)
+}
+
+/// Index keys of `search_tenants` from 0.3.0 on (see `validate::search_keys`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn search_keys(identifier: &str, name: &str) -> Vec<String> {
+    validate::search_keys(identifier, name)
 }
 
 /// The keys a search query must find (see `validate::query_grams`).
@@ -85,5 +91,5 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 extension_sql_file!(
     "../sql/catalog.sql",
     name = "catalog",
-    requires = [tenant_status, isolation, identifier_is_valid, name_is_valid, search_grams, uuid_generate_v7]
+    requires = [tenant_status, isolation, identifier_is_valid, name_is_valid, search_grams, search_keys, uuid_generate_v7]
 );

@@ -211,7 +211,7 @@ pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wa
 /// raises, with the error's message returned.  A cancel (57014) or an
 /// assertion failure is not caught: it is raised again after the rollback,
 /// so a cancelled `CALL tenancy.migrate()` stops instead of recording it.
-pub fn subtransaction(f: impl FnOnce()) -> Result<(), String> {
+pub fn subtransaction(f: impl FnOnce()) -> Result<(), (pgrx::PgSqlErrorCode, String)> {
     use pgrx::pg_sys::panic::CaughtError;
     use pgrx::PgTryBuilder;
     unsafe {
@@ -243,7 +243,7 @@ pub fn subtransaction(f: impl FnOnce()) -> Result<(), String> {
                 };
                 match report.sql_error_code() {
                     pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED | pgrx::PgSqlErrorCode::ERRCODE_ASSERT_FAILURE => e.rethrow(),
-                    _ => Err(report.message().to_string()),
+                    code => Err((code, report.message().to_string())),
                 }
             }
         }

@@ -13,6 +13,9 @@ use crate::settings;
 use crate::tenants::{self, Tenant};
 use crate::validate;
 
+// Superuser-set (postgresql.conf, ALTER DATABASE/ROLE … SET by a
+// superuser): a role that may act for a tenant must not raise its own limit
+// or shrink the window with SET.
 pub static RATE_LIMIT_PER_MINUTE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static RATE_LIMIT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(60);
 
@@ -24,7 +27,7 @@ pub fn init() {
         &RATE_LIMIT_PER_MINUTE,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -34,7 +37,7 @@ pub fn init() {
         &RATE_LIMIT_WINDOW,
         1,
         86400,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_S,
     );
 }

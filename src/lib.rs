@@ -23,6 +23,7 @@ mod lifecycle;
 mod migrations;
 mod provision;
 mod rls;
+mod search;
 mod settings;
 mod sqltypes;
 mod tenants;

@@ -285,6 +285,9 @@ fn change_status_and_access(t: &Tenant, status: &str, sync_access: bool) -> Opti
     if sync_access {
         access::sync_data_access(&updated);
     }
+    if status == "deleted" {
+        access::unmark_ungranted();
+    }
     Some(updated)
 }
 
@@ -359,6 +362,9 @@ fn bulk_set_status(
         );
         for t in tenants::by_ids(changing_ids.iter().map(|id| Some(*id)).collect(), Mode::Write) {
             access::sync_data_access(&t);
+        }
+        if status == "deleted" {
+            access::unmark_ungranted();
         }
         audit::record(
             changing

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::db::{self, Mode};
 use crate::errors::{self, required};
+use crate::settings;
 use crate::tenants::{self, Tenant};
 
 const MAX_NAME_CHARS: usize = 63;
@@ -285,8 +286,34 @@ fn migrate_tenant(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
         Claim::Busy => return skipped(tenant, BUSY, true),
         Claim::Gone => return skipped(tenant, "it was deleted since the run listed it", false),
     };
-    let (applied, failed, error) = run_pending(tenant, &todo);
-    finish(tenant, &applied, failed.as_deref(), error.as_deref())
+    // Never wait forever for a lock on the tenant's tables (a grantee's open
+    // transaction would stall every tenant after it): at most lock_timeout,
+    // or LOCK_WAIT when it is 0; a tenant whose lock does not come is
+    // skipped, and the next run tries again.
+    let wait = match settings::get(c"lock_timeout").as_str() {
+        "0" => LOCK_WAIT.to_string(),
+        ms => format!("{ms}ms"),
+    };
+    let run = settings::scoped(&[(c"lock_timeout", &wait)], || run_pending(tenant, &todo));
+    match run {
+        Run::Done(applied, failed, error) => finish(tenant, &applied, failed.as_deref(), error.as_deref()),
+        Run::LockWait(applied) => {
+            finish(tenant, &applied, None, None);
+            skipped(tenant, &format!("a lock on its tables was not granted within lock_timeout ({wait})"), true)
+        }
+    }
+}
+
+/// How long `migrate` waits for a lock on a tenant's tables when the
+/// session's lock_timeout is 0 (wait forever).
+const LOCK_WAIT: &str = "5s";
+
+/// How applying a tenant's pending migrations ended.
+enum Run {
+    /// Applied these; then the failed one and its error, if any.
+    Done(Vec<String>, Option<String>, Option<String>),
+    /// Applied these; then a lock was not granted in time.
+    LockWait(Vec<String>),
 }
 
 /// Records one tenant's run (see `record_outcome`) and describes it.
@@ -299,15 +326,16 @@ fn finish(tenant: pgrx::Uuid, applied: &[String], failed: Option<&str>, error: O
 
 /// Applies `todo` to a claimed tenant until the first failure: the names
 /// applied, and the failed one with its message.
-fn run_pending(tenant: pgrx::Uuid, todo: &[String]) -> (Vec<String>, Option<String>, Option<String>) {
+fn run_pending(tenant: pgrx::Uuid, todo: &[String]) -> Run {
     let mut applied = Vec::with_capacity(todo.len());
     for m in todo {
         match db::subtransaction(|| apply_to(tenant, m)) {
             Ok(()) => applied.push(m.clone()),
-            Err(message) => return (applied, Some(m.clone()), Some(message)),
+            Err((pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, _)) => return Run::LockWait(applied),
+            Err((_, message)) => return Run::Done(applied, Some(m.clone()), Some(message)),
         }
     }
-    (applied, None, None)
+    Run::Done(applied, None, None)
 }
 
 /// Applies one migration to a claimed tenant.

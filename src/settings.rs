@@ -94,6 +94,24 @@ pub fn scoped<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Runs `f` with the given settings, then puts back every setting as it was
+/// before, including any that code inside `f` changed with a plain `SET` or
+/// `set_config(…, false)` (which a function's SET clause, and [`scoped`],
+/// let through, as PostgreSQL's rules for SET inside a function say).  For
+/// code that someone else wrote (a table's triggers, migrations): what it
+/// sets cannot reach the statements tenancy runs next, nor the caller's
+/// session.  PostgreSQL ends its own security-restricted operations (ANALYZE,
+/// REFRESH MATERIALIZED VIEW) the same way.
+pub fn isolated<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in values {
+        set_saved(name, value);
+    }
+    let result = f();
+    unsafe { pg_sys::AtEOXact_GUC(false, nest) };
+    result
+}
+
 /// Reads any GUC's current value (e.g. `search_path`).
 pub fn get(name: &CStr) -> String {
     unsafe {

@@ -97,11 +97,11 @@ pub fn lock(id: pgrx::Uuid) -> Tenant {
     .unwrap_or_else(|| errors::tenant_not_found(id).raise())
 }
 
-fn rows(tenants: Vec<Tenant>) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+pub fn rows(tenants: Vec<Tenant>) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
     SetOfIterator::new(tenants.into_iter().map(|t| t.row))
 }
 
-fn check_limit(value: Option<i32>, arg: &str) -> i64 {
+pub fn check_limit(value: Option<i32>, arg: &str) -> i64 {
     let v = required(value, arg);
     if v < 0 {
         errors::invalid(format!("\"{arg}\" must not be negative, got {v}")).raise();
@@ -188,46 +188,6 @@ fn count_tenants(status: default!(Option<tenant_status>, "NULL")) -> i64 {
 #[pg_extern(stable, requires = ["catalog"])]
 fn tenant_exists(id: Option<pgrx::Uuid>) -> bool {
     find_by_id(required(id, "id"), Mode::Read).is_some()
-}
-
-/// Case-insensitive substring search over identifier and name, ranked: exact
-/// identifier, identifier prefix, name contains, identifier contains; then by
-/// identifier.  The query is matched literally (`%`, `_` and `\` included):
-/// it is compared with `strpos`, never turned into a LIKE pattern.
-#[pg_extern(stable, security_definer, requires = ["catalog"])]
-#[search_path(pg_catalog, pg_temp)]
-fn search_tenants(
-    query: Option<&str>,
-    limit: default!(Option<i32>, 10),
-) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
-    let query = required(query, "query");
-    let limit = check_limit(limit, "limit");
-    // Nothing longer than the longest name can be a substring of one.
-    if query.chars().count() > crate::validate::MAX_NAME_CHARS {
-        return rows(Vec::new());
-    }
-    let folded = crate::validate::search_fold(query);
-    let grams = crate::validate::query_grams(query);
-    let found = db::query(
-        concat!(
-            "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-              WHERE tenancy.search_grams(t.identifier, t.name) OPERATOR(pg_catalog.@>) $1::text[]
-                AND (pg_catalog.strpos(t.identifier, $2) OPERATOR(pg_catalog.>) 0
-                     OR pg_catalog.strpos(tenancy.search_fold(t.name), $2) OPERATOR(pg_catalog.>) 0)
-              ORDER BY CASE
-                         WHEN t.identifier OPERATOR(pg_catalog.=) $2 THEN 0
-                         WHEN pg_catalog.starts_with(t.identifier, $2) THEN 1
-                         WHEN pg_catalog.strpos(tenancy.search_fold(t.name), $2) OPERATOR(pg_catalog.>) 0 THEN 2
-                         ELSE 3
-                       END,
-                       t.identifier COLLATE \"C\"
-              LIMIT $3"
-        ),
-        Mode::Read,
-        &[grams.into(), folded.into(), limit.into()],
-        Tenant::from_row,
-    );
-    rows(found)
 }
 
 /// The tenants with these ids, in the order given; unknown ids are skipped

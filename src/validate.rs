@@ -187,13 +187,17 @@ pub enum LockPurpose {
 }
 
 /// The 64-bit key of tenancy's transaction-level lock on (purpose, tenant):
-/// both halves of the uuid mixed (the first half of a UUIDv7 is mostly its
-/// timestamp) with a tag of our own and the purpose.
+/// SipHash (Rust's default hasher, fixed keys) of the purpose and the whole
+/// uuid.  Two tenants share a key only by a 64-bit collision, which ids
+/// chosen on purpose cannot produce without about 2^64 tries (a plain fold
+/// of the uuid's halves could be inverted to make a tenant whose requests
+/// wait on another's).
 pub fn tenant_lock_key(purpose: LockPurpose, tenant: &[u8; 16]) -> i64 {
-    const TAG: u64 = 0x7465_6e61_6e63_7900; // "tenancy"
-    let hi = u64::from_be_bytes(tenant[..8].try_into().unwrap_or([0; 8]));
-    let lo = u64::from_be_bytes(tenant[8..].try_into().unwrap_or([0; 8]));
-    (hi.rotate_left(29) ^ lo ^ TAG ^ ((purpose as u64) << 32)) as i64
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u32(purpose as u32);
+    h.write(tenant);
+    h.finish() as i64
 }
 
 /// A tenant's own rate limit, from its metadata `rate_limit_per_minute`: a
@@ -244,6 +248,46 @@ pub fn query_grams(query: &str) -> Vec<String> {
     grams.sort_unstable();
     grams.dedup();
     grams
+}
+
+/// The index keys of substring search from 0.3.0 on: every distinct 1-, 2-
+/// and 3-character window of the folded identifier and of the folded name.
+/// With the 1-character windows a one-letter query finds its candidates in
+/// the index too, instead of reading every row.
+pub fn search_keys(identifier: &str, name: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for field in [identifier, name] {
+        let chars: Vec<char> = search_fold(field).chars().collect();
+        for width in [1, 2, 3] {
+            for w in chars.windows(width) {
+                keys.push(w.iter().collect::<String>());
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The keys a query must find among a row's [`search_keys`]: its
+/// 3-character windows, or the whole query when it is 1 or 2 characters
+/// long (none for the empty query, which every row contains).
+pub fn query_keys(query: &str) -> Vec<String> {
+    let chars: Vec<char> = search_fold(query).chars().collect();
+    let mut keys: Vec<String> = match chars.len() {
+        0 => Vec::new(),
+        1 | 2 => vec![chars.iter().collect()],
+        _ => chars.windows(3).map(|w| w.iter().collect()).collect(),
+    };
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Whether `s` holds only characters an identifier can (`[a-z0-9-]`): else
+/// no identifier can start with it or contain it.
+pub fn identifier_alphabet(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Parses the comma-separated `tenancy.premium_tiers` list.
@@ -496,6 +540,20 @@ mod tests {
         assert!(query_grams("zz").iter().any(|g| !grams.contains(g)));
         assert!(query_grams("a").is_empty());
         assert_eq!(query_grams("50%_"), vec!["0%_".to_string(), "50%".to_string()]);
+    }
+
+    #[test]
+    fn keys_cover_every_substring() {
+        let keys = search_keys("acme-corp", "Acme Corporation");
+        for q in ["a", "M", "acme", "ME-C", "corpora", "ion", "co", "e-", " "] {
+            let qk = query_keys(q);
+            assert!(!qk.is_empty());
+            assert!(qk.iter().all(|k| keys.contains(k)), "{q}");
+        }
+        assert!(query_keys("q").iter().any(|k| !keys.contains(k)));
+        assert!(query_keys("").is_empty());
+        assert_eq!(query_keys("50%_"), vec!["0%_".to_string(), "50%".to_string()]);
+        assert!(identifier_alphabet("tnt-42") && !identifier_alphabet("a b") && !identifier_alphabet("A"));
     }
 
     #[test]

@@ -83,6 +83,11 @@ SET tenancy.rate_limit_window = -1;
 CREATE ROLE tenancy_limited NOLOGIN;
 SET ROLE tenancy_limited;
 SELECT tenancy.check_rate_limit(:a);
+-- ... nor raise the limit or shrink the window for itself (superuser settings).
+\set VERBOSITY sqlstate
+SET tenancy.rate_limit_per_minute = 1000000;
+SET tenancy.rate_limit_window = 1;
+\set VERBOSITY verbose
 RESET ROLE;
 DROP ROLE tenancy_limited;
 -- Only an active tenant's requests are counted (55000, as for set_tenant).

@@ -154,7 +154,24 @@ SELECT sqlstate FROM pg_temp.error_of('SELECT tenancy.current_tenant_id()');
 SELECT sqlstate FROM pg_temp.error_of($$SELECT tenancy.set_tenant('rt-a')$$);
 RESET tenancy.tenant_id;
 RESET ROLE;
+-- A later grant of another tenant does not bring the old one back.
+SELECT tenancy.grant_tenant('rt_owned', :b);
+SET ROLE rt_owned;
+SELECT sqlstate FROM pg_temp.error_of($$SELECT tenancy.set_tenant('rt-a')$$);
+SELECT identifier FROM tenancy.set_tenant('rt-b');
+SELECT tenancy.clear_tenant();
+RESET ROLE;
+SELECT tenancy.revoke_tenant('rt_owned', :b);
 DROP ROLE rt_owned;
+-- A role whose tenants are all deleted (soft delete: the status is final)
+-- holds no grant that can count, and can be dropped.
+CREATE ROLE rt_leaver NOLOGIN;
+SELECT id AS leaving FROM tenancy.create_tenant('rt-leaving', 'Leaving') \gset
+SELECT tenancy.grant_tenant('rt_leaver', :'leaving');
+SELECT sqlstate FROM pg_temp.error_of('DROP ROLE rt_leaver');
+SELECT tenancy.delete_tenant(:'leaving');
+SELECT status FROM tenancy.tenant(:'leaving');
+DROP ROLE rt_leaver;
 -- DROP TABLE (and DROP SCHEMA .. CASCADE) of an isolated table removes its
 -- row from tenancy.rls_tables.
 CREATE TABLE rt_dropped (tenant_id uuid);
@@ -278,6 +295,41 @@ SELECT tenant_id = :a AS is_a, count(*) FROM rt_app.stats GROUP BY 1 ORDER BY 1;
 SELECT tenant_id = :a AS is_a, count(*) FROM rt_app.orders GROUP BY 1 ORDER BY 1;
 SELECT tenant_id = :a AS is_a, count(*) FROM rt_app.good_orders GROUP BY 1 ORDER BY 1;
 SELECT details FROM tenancy.audit_log WHERE action = 'destroy' AND tenant_id = :b;
+
+-- The owner's trigger may not leave settings behind either: a search_path
+-- (or tenant) it sets with set_config(.., false) while tenancy deletes as
+-- the owner is undone when the delete ends, so the statements tenancy runs
+-- next as the extension owner never resolve a type to the owner's domain,
+-- and the caller's session keeps its own settings.
+SET ROLE rt_owner;
+CREATE FUNCTION rt_app.pwn(v pg_catalog.text) RETURNS pg_catalog.bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+    RAISE NOTICE 'pwn runs as a superuser';
+    EXECUTE 'ALTER ROLE rt_owner SUPERUSER';
+  END IF;
+  RETURN true;
+END $$;
+CREATE DOMAIN rt_app.text AS pg_catalog.text CHECK (rt_app.pwn(VALUE));
+CREATE TABLE rt_app.stats2 (tenant_id uuid NOT NULL, hits int);
+CREATE FUNCTION rt_app.plant() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'rt_app, pg_catalog', false);
+  PERFORM pg_catalog.set_config('statement_timeout', '1234', false);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER plant BEFORE DELETE ON rt_app.stats2 FOR EACH STATEMENT EXECUTE FUNCTION rt_app.plant();
+RESET ROLE;
+SELECT tenancy.enable_rls('rt_app.stats2');
+SELECT id AS throw2 FROM tenancy.create_tenant('rt-throw2', 'x') \gset
+SET ROLE rt_admin;
+SHOW search_path;
+SELECT tenancy.delete_tenant(:'throw2', destroy_data => true);
+SHOW search_path;
+SHOW statement_timeout;
+RESET ROLE;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'rt_owner';
+ALTER ROLE rt_owner NOSUPERUSER;
 
 --------------------------------------------------------------------------
 -- F5: on PostgreSQL 15 a CREATEROLE role can grant itself membership in

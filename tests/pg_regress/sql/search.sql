@@ -1,0 +1,52 @@
+-- search_tenants (SPEC §2) answers each rank the cheap way (src/search.rs):
+-- its answers must equal, for every kind of query, what one statement that
+-- finds every match and sorts them by the SPEC's ranking returns.
+CREATE EXTENSION IF NOT EXISTS tenancy;
+INSERT INTO tenancy.tenants (identifier, name, isolation)
+SELECT CASE WHEN i % 7 = 0 THEN 'shop-' || i ELSE 'tnt-' || i END,
+       CASE WHEN i % 3 = 0 THEN 'Tenant ' || i || ' Company'
+            WHEN i % 5 = 0 THEN 'ACME tnt-' || (i * 7 % 3000) || ' 50%_off\'
+            WHEN i = 1234 THEN 'Quixotic Zebra'
+            ELSE 'Tenant number ' || i END,
+       'rls'
+  FROM generate_series(1, 3000) i;
+ANALYZE tenancy.tenants;
+
+-- The reference: every match, ranked exact identifier, identifier prefix,
+-- name contains, identifier contains, then identifier.
+CREATE FUNCTION pg_temp.reference(q text, n int) RETURNS text[] LANGUAGE sql AS $$
+  SELECT coalesce(array_agg(identifier ORDER BY rank, identifier COLLATE "C"), '{}') FROM (
+    SELECT t.identifier,
+           CASE WHEN t.identifier = lower(q) THEN 0
+                WHEN starts_with(t.identifier, lower(q)) THEN 1
+                WHEN strpos(lower(t.name), lower(q)) > 0 THEN 2
+                ELSE 3 END AS rank
+      FROM tenancy.tenants t
+     WHERE strpos(t.identifier, lower(q)) > 0 OR strpos(lower(t.name), lower(q)) > 0
+     ORDER BY rank, t.identifier COLLATE "C" LIMIT n) s
+$$;
+
+SELECT q, n, (SELECT coalesce(array_agg(identifier), '{}') FROM tenancy.search_tenants(q, n)) = pg_temp.reference(q, n) AS same,
+       cardinality(pg_temp.reference(q, n)) AS found
+  FROM unnest(ARRAY['', 'a', 'T', 'q', 'x', '-', '9', 'tnt', 'TNT-', 'tnt-1', 'tnt-2999', 'shop', 'shop-7',
+                    'company', 'COMPANY', 'number 12', 'acme', 'ny', 'co', 'zebra', 'quixotic zebra', 'ebra',
+                    '%', '_', '\', '50%_', ' ', '1 ', 'zzzz', 'nothing-here', 'p-1', '-14', '300']) q,
+       unnest(ARRAY[1, 3, 10, 50]) n
+ WHERE NOT ((SELECT coalesce(array_agg(identifier), '{}') FROM tenancy.search_tenants(q, n)) = pg_temp.reference(q, n))
+ ORDER BY 1, 2;
+
+-- Every (query, limit) pair above agrees: count them, with what they found.
+SELECT count(*) AS pairs_checked, sum(cardinality(pg_temp.reference(q, n))) AS rows_compared
+  FROM unnest(ARRAY['', 'a', 'T', 'q', 'x', '-', '9', 'tnt', 'TNT-', 'tnt-1', 'tnt-2999', 'shop', 'shop-7',
+                    'company', 'COMPANY', 'number 12', 'acme', 'ny', 'co', 'zebra', 'quixotic zebra', 'ebra',
+                    '%', '_', '\', '50%_', ' ', '1 ', 'zzzz', 'nothing-here', 'p-1', '-14', '300']) q,
+       unnest(ARRAY[1, 3, 10, 50]) n;
+
+-- The three paths, each chosen where it is cheap: the prefix range, the
+-- first identifiers, and the key index for a rare query.
+SELECT identifier FROM tenancy.search_tenants('tnt-29');
+SELECT identifier, name FROM tenancy.search_tenants('zebra');
+SELECT identifier, name FROM tenancy.search_tenants('Q', 3);
+SELECT count(*) FROM tenancy.search_tenants('', 5000);
+
+DELETE FROM tenancy.tenants;
