@@ -342,8 +342,8 @@ END $do$;
         _, lat_a = self.c.pgbench(db, a, 1, secs, log_dir=True)
         _, lat_b = self.c.pgbench(db, b, 1, secs, log_dir=True)
         pa, pb = statistics.median(lat_a), statistics.median(lat_b)
-        plan = plan_kind(self.c, db, "SELECT * FROM tenancy.tenants t WHERE tenancy.search_grams(t.identifier, t.name) "
-                                      "@> tenancy.search_query_grams('ant-4242') AND strpos(t.identifier, 'ant-4242') > 0")
+        plan = plan_kind(self.c, db, "SELECT * FROM tenancy.tenants t WHERE tenancy.search_keys(t.identifier) "
+                                      "@> ARRAY['-42', '424', '242'] AND strpos(t.identifier, 'ant-4242') > 0")
         self.add(f"`search_tenants`, {n:,} tenants (p50)", pa, pb, "ms", 0.0, plan, ok=(pa < 2.0 and "Index" in plan))
         self.rows[-1]["target"] = "p50 < 2 ms"
 

@@ -39,8 +39,10 @@ COMMENT ON TABLE tenancy.tenants IS 'One row per tenant. Change it through the t
 CREATE INDEX tenants_created_idx ON tenancy.tenants (created_at DESC, id DESC);
 CREATE INDEX tenants_status_created_idx ON tenancy.tenants (status, created_at DESC, id DESC);
 -- search_tenants: substring candidates by 1-, 2- and 3-character windows of
--- the case-folded identifier and name (no pg_trgm needed).
-CREATE INDEX tenants_search_keys_idx ON tenancy.tenants USING gin (tenancy.search_keys(identifier, name));
+-- the case-folded identifier, and of the name (no pg_trgm needed); one index
+-- each, since each rank of the search asks about one of them.
+CREATE INDEX tenants_search_identifier_idx ON tenancy.tenants USING gin (tenancy.search_keys(identifier));
+CREATE INDEX tenants_search_name_idx ON tenancy.tenants USING gin (tenancy.search_keys(name));
 -- search_tenants ranks identifier prefixes first; "C" order makes a prefix a range.
 CREATE INDEX tenants_identifier_prefix_idx ON tenancy.tenants (identifier COLLATE "C");
 

@@ -25,7 +25,7 @@ GRANT EXECUTE ON FUNCTION
     tenancy.identifier_is_valid(text),
     tenancy.name_is_valid(text),
     tenancy.search_grams(text, text),
-    tenancy.search_keys(text, text),
+    tenancy.search_keys(text),
     tenancy.search_query_grams(text),
     tenancy.search_fold(text),
     tenancy.uuid_generate_v7()

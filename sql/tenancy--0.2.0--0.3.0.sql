@@ -12,8 +12,8 @@
 -- - tenancy.migration_skips and two columns of tenancy.migration_status
 --   (last_skipped_at, last_skip_reason); CALL tenancy.migrate() raises a
 --   NOTICE for every tenant it skips.
--- - search_tenants: a new key index (tenancy.search_keys: 1- to 3-character
---   windows) replaces tenants_search_idx, and each rank is read the cheap way
+-- - search_tenants: two key indexes (tenancy.search_keys: 1- to 3-character
+--   windows of the identifier, and of the name) replace tenants_search_idx, and each rank is read the cheap way
 --   (an identifier range, the first identifiers in order, or the key index),
 --   so unselective queries (one letter, a shared prefix, a common word) are
 --   as fast as selective ones.
@@ -38,13 +38,14 @@
 
 -- search_tenants: the index keys gain 1-character windows, so that a
 -- one-letter query finds its candidates in the index (src/search.rs).
-CREATE FUNCTION tenancy."search_keys"("identifier" TEXT, "name" TEXT) RETURNS TEXT[]
+CREATE FUNCTION tenancy."search_keys"("value" TEXT) RETURNS TEXT[]
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c AS 'MODULE_PATHNAME', 'search_keys_wrapper';
-REVOKE EXECUTE ON FUNCTION tenancy.search_keys(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenancy.search_keys(text, text) TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.search_keys(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.search_keys(text) TO PUBLIC;
 DROP INDEX tenancy.tenants_search_idx;
-CREATE INDEX tenants_search_keys_idx ON tenancy.tenants USING gin (tenancy.search_keys(identifier, name));
+CREATE INDEX tenants_search_identifier_idx ON tenancy.tenants USING gin (tenancy.search_keys(identifier));
+CREATE INDEX tenants_search_name_idx ON tenancy.tenants USING gin (tenancy.search_keys(name));
 
 CREATE TYPE tenancy.tenant_grantee AS ENUM ('grantee');
 

@@ -65,8 +65,8 @@ fn search_grams(identifier: &str, name: &str) -> Vec<String> {
 
 /// Index keys of `search_tenants` from 0.3.0 on (see `validate::search_keys`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn search_keys(identifier: &str, name: &str) -> Vec<String> {
-    validate::search_keys(identifier, name)
+fn search_keys(value: &str) -> Vec<String> {
+    validate::search_keys(value)
 }
 
 /// The keys a search query must find (see `validate::query_grams`).

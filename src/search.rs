@@ -15,8 +15,9 @@
 //!    `window!()` identifiers, read in order and only until enough are
 //!    found: when a query is common there, its first matches overall are
 //!    there too, a few rows in;
-//! 3. only a query too rare for that goes to the GIN index of 1- to
-//!    3-character keys, whose candidates are then few.
+//! 3. only a query too rare for that goes to a GIN index of 1- to
+//!    3-character keys (one of the identifiers, one of the names: each rank
+//!    asks the index of its own column), whose candidates are then few.
 //!
 //! Every step reads a bounded number of rows: a common query stops in the
 //! window, a rare one has few candidates.
@@ -55,7 +56,7 @@ fn search_tenants(
     if query.chars().count() > validate::MAX_NAME_CHARS || limit == 0 {
         return tenants::rows(Vec::new());
     }
-    if !crate::direct::has_relation(c"tenants_search_keys_idx") {
+    if !crate::direct::has_relation(c"tenants_search_name_idx") {
         // A database not yet updated to 0.3.0: its index has 2- and 3-character grams.
         return tenants::rows(search_by_grams(query, limit));
     }
@@ -149,13 +150,17 @@ fn search_ranked(query: &str, limit: i64) -> Vec<Tenant> {
 /// index (a generic plan cannot tell a rare query from a common one, and
 /// would walk the identifier index through the whole catalog).
 fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
-    let keys = selective_keys(validate::query_keys(query));
+    let index = match rank {
+        Rank::NameContains => "tenants_search_name_idx",
+        Rank::IdentifierContains => "tenants_search_identifier_idx",
+    };
+    let keys = selective_keys(validate::query_keys(query), index);
     let args = [folded.into(), need.into(), keys.into()];
     settings::scoped(&[(c"enable_indexscan", "off"), (c"enable_seqscan", "off"), (c"jit", "off")], || match rank {
         Rank::NameContains => db::query(
             concat!(
                 "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE tenancy.search_keys(t.identifier, t.name) OPERATOR(pg_catalog.@>) $3::text[]
+                  WHERE tenancy.search_keys(t.name) OPERATOR(pg_catalog.@>) $3::text[]
                     AND ", rank_condition!(name, "t"), "
                   ORDER BY t.identifier COLLATE \"C\" LIMIT $2"
             ),
@@ -166,7 +171,7 @@ fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
         Rank::IdentifierContains => db::query(
             concat!(
                 "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE tenancy.search_keys(t.identifier, t.name) OPERATOR(pg_catalog.@>) $3::text[]
+                  WHERE tenancy.search_keys(t.identifier) OPERATOR(pg_catalog.@>) $3::text[]
                     AND ", rank_condition!(identifier, "t"), "
                   ORDER BY t.identifier COLLATE \"C\" LIMIT $2"
             ),
@@ -183,7 +188,7 @@ fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
 /// ANALYZE found in more than 5 % of the rows are left to the recheck (the
 /// `strpos` conditions, which decide anyway).  The two rarest are kept if
 /// every key is common; without statistics every key is kept.
-fn selective_keys(keys: Vec<String>) -> Vec<String> {
+fn selective_keys(keys: Vec<String>, index: &str) -> Vec<String> {
     if keys.len() <= 1 {
         return keys;
     }
@@ -193,10 +198,10 @@ fn selective_keys(keys: Vec<String>) -> Vec<String> {
                 ROWS FROM (pg_catalog.unnest(s.most_common_elems::text::text[]),
                            pg_catalog.unnest(s.most_common_elem_freqs)) AS e(elem, freq)
           WHERE s.schemaname OPERATOR(pg_catalog.=) 'tenancy'
-            AND s.tablename OPERATOR(pg_catalog.=) 'tenants_search_keys_idx'
+            AND s.tablename OPERATOR(pg_catalog.=) $2
             AND e.elem OPERATOR(pg_catalog.=) ANY ($1::text[])",
         Mode::Read,
-        &[keys.clone().into()],
+        &[keys.clone().into(), index.into()],
         |r| (r.must::<String>(1), r.must::<f32>(2)),
     );
     let freq = |k: &String| common.iter().find(|(e, _)| e == k).map_or(0.0, |(_, f)| *f);
