@@ -366,7 +366,7 @@ END $do$;
               FROM generate_series(1, {n}) i;
             UPDATE tenancy.tenants SET updated_at = created_at + interval '1 second';
             VACUUM ANALYZE tenancy.tenants;""")
-        classes = [("one letter", ["a", "e", "t", "k", "q", "z"]),
+        classes = [("one letter or symbol", ["a", "e", "t", "k", "q", "z", "-", " "]),
                    ("two or three letters", ["co", "sy", "ny", "zq", "xyz"]),
                    ("a prefix every tenant shares", ["tnt", "tnt-"]),
                    ("a common word", ["company", "systems", "labs"]),
