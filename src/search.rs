@@ -156,29 +156,23 @@ fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
     };
     let keys = selective_keys(validate::query_keys(query), index);
     let args = [folded.into(), need.into(), keys.into()];
-    settings::scoped(&[(c"enable_indexscan", "off"), (c"enable_seqscan", "off"), (c"jit", "off")], || match rank {
-        Rank::NameContains => db::query(
+    // The rank's candidates from the key index of its own column.
+    macro_rules! from_keys {
+        ($column:literal, $rank:tt) => {
             concat!(
                 "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE tenancy.search_keys(t.name) OPERATOR(pg_catalog.@>) $3::text[]
-                    AND ", rank_condition!(name, "t"), "
+                  WHERE tenancy.search_keys(t.", $column, ") OPERATOR(pg_catalog.@>) $3::text[]
+                    AND ", rank_condition!($rank, "t"), "
                   ORDER BY t.identifier COLLATE \"C\" LIMIT $2"
-            ),
-            Mode::Read,
-            &args,
-            Tenant::from_row,
-        ),
-        Rank::IdentifierContains => db::query(
-            concat!(
-                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE tenancy.search_keys(t.identifier) OPERATOR(pg_catalog.@>) $3::text[]
-                    AND ", rank_condition!(identifier, "t"), "
-                  ORDER BY t.identifier COLLATE \"C\" LIMIT $2"
-            ),
-            Mode::Read,
-            &args,
-            Tenant::from_row,
-        ),
+            )
+        };
+    }
+    let sql = match rank {
+        Rank::NameContains => from_keys!("name", name),
+        Rank::IdentifierContains => from_keys!("identifier", identifier),
+    };
+    settings::scoped(&[(c"enable_indexscan", "off"), (c"enable_seqscan", "off"), (c"jit", "off")], || {
+        db::query(sql, Mode::Read, &args, Tenant::from_row)
     })
 }
 
