@@ -89,18 +89,18 @@ pub fn has_relation(name: &CStr) -> bool {
 
 /// The frequencies ANALYZE found for those of `keys` that are among the most
 /// common elements of the first column of tenancy's index `index` (an array
-/// expression index), read from the statistics cache; empty without
+/// expression index), read from the statistics cache; None without
 /// statistics.
-pub fn common_elements(index: &CStr, keys: &[String]) -> Vec<(String, f32)> {
+pub fn common_elements(index: &CStr, keys: &[String]) -> Option<Vec<(String, f32)>> {
     let mut found = Vec::new();
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
         if nsp == pg_sys::InvalidOid {
-            return found;
+            return None;
         }
         let relid = pg_sys::get_relname_relid(index.as_ptr(), nsp);
         if relid == pg_sys::InvalidOid {
-            return found;
+            return None;
         }
         let tuple = pg_sys::SearchSysCache3(
             pg_sys::SysCacheIdentifier::STATRELATTINH as i32,
@@ -109,11 +109,12 @@ pub fn common_elements(index: &CStr, keys: &[String]) -> Vec<(String, f32)> {
             pg_sys::Datum::from(0usize),
         );
         if tuple.is_null() {
-            return found;
+            return None;
         }
         let mut slot: pg_sys::AttStatsSlot = std::mem::zeroed();
         let flags = (pg_sys::ATTSTATSSLOT_VALUES | pg_sys::ATTSTATSSLOT_NUMBERS) as i32;
-        if pg_sys::get_attstatsslot(&mut slot, tuple, pg_sys::STATISTIC_KIND_MCELEM as i32, pg_sys::InvalidOid, flags) {
+        let have = pg_sys::get_attstatsslot(&mut slot, tuple, pg_sys::STATISTIC_KIND_MCELEM as i32, pg_sys::InvalidOid, flags);
+        if have {
             for i in 0..slot.nvalues.min(slot.nnumbers).max(0) as usize {
                 if let Some(value) = String::from_datum(*slot.values.add(i), false) {
                     if keys.contains(&value) {
@@ -124,8 +125,8 @@ pub fn common_elements(index: &CStr, keys: &[String]) -> Vec<(String, f32)> {
             pg_sys::free_attstatsslot(&mut slot);
         }
         pg_sys::ReleaseSysCache(tuple);
+        have.then_some(found)
     }
-    found
 }
 
 /// The snapshot a scan of `table` reads with.  `Latest` is a snapshot taken

@@ -129,6 +129,12 @@ fn search_ranked(query: &str, limit: i64) -> Vec<Tenant> {
         if need <= 0 {
             break;
         }
+        let keys = rank_keys(rank, query);
+        // A key that few rows hold makes the key index the cheap way at once.
+        if keys.rare {
+            found.extend(by_keys(rank, &folded, need, keys.keys));
+            continue;
+        }
         let args = [folded.as_str().into(), need.into()];
         let in_window = match rank {
             Rank::NameContains => db::query(in_window!(name), Mode::Read, &args, Tenant::from_row),
@@ -138,23 +144,50 @@ fn search_ranked(query: &str, limit: i64) -> Vec<Tenant> {
         if in_window.len() as i64 == need {
             found.extend(in_window);
         } else {
-            found.extend(by_keys(rank, query, &folded, need));
+            found.extend(by_keys(rank, &folded, need, keys.keys));
         }
     }
     found
 }
 
-/// The first `need` matches of `rank` in identifier order, from the key
-/// index: its candidates are every row holding the query's keys, few for a
-/// query that the window did not satisfy.  The planner is kept to that
-/// index (a generic plan cannot tell a rare query from a common one, and
-/// would walk the identifier index through the whole catalog).
-fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
+/// The keys a rank asks its index for, and whether one of them is rare.
+struct RankKeys {
+    keys: Vec<String>,
+    /// ANALYZE did not find one of the keys among the column's most common
+    /// elements: its posting list, and so the candidates, are short.
+    rare: bool,
+}
+
+/// The query's keys that narrow the candidates of `rank`: a key every
+/// tenant has (the `tnt` of `tnt-50042`, when every identifier starts so)
+/// costs the index a walk of its whole posting list and removes nothing, so
+/// keys that ANALYZE found in more than 5 % of the rows are left to the
+/// recheck (the `strpos` conditions, which decide anyway).  The two rarest
+/// are kept if every key is common; without statistics every key is kept.
+fn rank_keys(rank: Rank, query: &str) -> RankKeys {
     let index = match rank {
         Rank::NameContains => c"tenants_search_name_idx",
         Rank::IdentifierContains => c"tenants_search_identifier_idx",
     };
-    let keys = selective_keys(validate::query_keys(query), index);
+    let keys = validate::query_keys(query);
+    // From the statistics cache: the pg_stats view costs a millisecond a look.
+    let Some(common) = crate::direct::common_elements(index, &keys) else {
+        return RankKeys { keys, rare: false };
+    };
+    let freq = |k: &String| common.iter().find(|(e, _)| e == k).map(|(_, f)| *f);
+    let rare = !keys.is_empty() && keys.iter().any(|k| freq(k).is_none());
+    let mut ranked: Vec<(f32, String)> = keys.into_iter().map(|k| (freq(&k).unwrap_or(0.0), k)).collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let keep = ranked.iter().filter(|(f, _)| *f <= 0.05).count().max(2).min(ranked.len());
+    RankKeys { keys: ranked.into_iter().take(keep).map(|(_, k)| k).collect(), rare }
+}
+
+/// The first `need` matches of `rank` in identifier order, from the key
+/// index: its candidates are every row holding the query's keys, few for a
+/// query with a rare key or that the window did not satisfy.  The planner is kept to that
+/// index (a generic plan cannot tell a rare query from a common one, and
+/// would walk the identifier index through the whole catalog).
+fn by_keys(rank: Rank, folded: &str, need: i64, keys: Vec<String>) -> Vec<Tenant> {
     let args = [folded.into(), need.into(), keys.into()];
     // The rank's candidates from the key index of its own column.
     macro_rules! from_keys {
@@ -174,25 +207,6 @@ fn by_keys(rank: Rank, query: &str, folded: &str, need: i64) -> Vec<Tenant> {
     settings::scoped(&[(c"enable_indexscan", "off"), (c"enable_seqscan", "off"), (c"jit", "off")], || {
         db::query(sql, Mode::Read, &args, Tenant::from_row)
     })
-}
-
-/// The query's keys that narrow the candidates: a key every tenant has
-/// (the `tnt` of `tnt-50042`, when every identifier starts so) costs the
-/// index a walk of its whole posting list and removes nothing, so keys that
-/// ANALYZE found in more than 5 % of the rows are left to the recheck (the
-/// `strpos` conditions, which decide anyway).  The two rarest are kept if
-/// every key is common; without statistics every key is kept.
-fn selective_keys(keys: Vec<String>, index: &std::ffi::CStr) -> Vec<String> {
-    if keys.len() <= 1 {
-        return keys;
-    }
-    // From the statistics cache: the pg_stats view costs a millisecond a look.
-    let common = crate::direct::common_elements(index, &keys);
-    let freq = |k: &String| common.iter().find(|(e, _)| e == k).map_or(0.0, |(_, f)| *f);
-    let mut ranked: Vec<(f32, String)> = keys.into_iter().map(|k| (freq(&k), k)).collect();
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let rare = ranked.iter().filter(|(f, _)| *f <= 0.05).count().max(2).min(ranked.len());
-    ranked.into_iter().take(rare).map(|(_, k)| k).collect()
 }
 
 /// 0.2.0's search, for a database whose index still has 2- and 3-character
