@@ -45,36 +45,32 @@ pub enum Restrict {
 /// runs user code on someone's behalf (VACUUM's index expressions, RI
 /// checks as the table owner).
 pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) -> R {
-    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || unsafe {
-        let mut saved_user = pg_sys::Oid::INVALID;
-        let mut saved_context = 0;
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let mut context = saved_context
-            | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-            | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
-        if restrict == Restrict::OperationNoForceRls {
-            context |= pg_sys::SECURITY_NOFORCE_RLS as i32;
-        }
-        pg_sys::SetUserIdAndSecContext(role, context);
-        let result = f();
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        result
-    })
+    let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
+        | if restrict == Restrict::OperationNoForceRls { pg_sys::SECURITY_NOFORCE_RLS as i32 } else { 0 };
+    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || switched(Some(role), flags, f))
 }
 
 /// Runs `f` as the current user, as a security-restricted operation (see
 /// [`Restrict::Operation`]), with the settings as they are; whatever it
 /// sets is undone after it (`settings::isolated`).
 pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
-    crate::settings::isolated(&[], || unsafe {
+    crate::settings::isolated(&[], || switched(None, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f))
+}
+
+/// `f` as `role` (None: the current user) with `flags` added to the
+/// security context, both restored after it.  An error inside aborts the
+/// (sub)transaction, whose abort processing restores them.
+fn switched<R>(role: Option<pg_sys::Oid>, flags: i32, f: impl FnOnce() -> R) -> R {
+    unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32);
+        pg_sys::SetUserIdAndSecContext(role.unwrap_or(saved_user), saved_context | flags);
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         result
-    })
+    }
 }
 
 /// The role that owns the extension (and so its catalog and tenant schemas).
@@ -111,15 +107,31 @@ pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
     // A grant counts only while its role holds the marker (see `mark`): a
     // role dropped after DROP OWNED, and any later role that reuses its
     // OID, does not.
-    let marked = crate::direct::marked_roles();
-    crate::direct::grantees(tenant_id, crate::direct::Snapshot::Latest)
-        .into_iter()
-        .filter(|g| marked.as_ref().is_none_or(|m| m.contains(g)))
-        .any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
+    let grantees = crate::direct::grantees(tenant_id, crate::direct::Snapshot::Latest);
+    if grantees.is_empty() {
+        return false;
+    }
+    let marked = Marked::now();
+    grantees.into_iter().filter(|g| marked.counts(*g)).any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
 }
 
 /// The type whose USAGE privilege marks the roles granted a tenant.
 const MARKER: &str = "tenancy.tenant_grantee";
+
+/// The roles holding the marker, read once for a decision about several.
+struct Marked(Option<Vec<pg_sys::Oid>>);
+
+impl Marked {
+    fn now() -> Marked {
+        Marked(crate::direct::marked_roles())
+    }
+
+    /// Whether `role`'s grant rows count: it holds the marker (or the
+    /// database predates it).
+    fn counts(&self, role: pg_sys::Oid) -> bool {
+        self.0.as_ref().is_none_or(|m| m.contains(&role))
+    }
+}
 
 /// Gives `role` the marker.  A privilege is a shared dependency that
 /// PostgreSQL records: DROP ROLE refuses while the role holds it ("privileges
@@ -128,7 +140,7 @@ const MARKER: &str = "tenancy.tenant_grantee";
 /// marker away like every other privilege, and its tenant grants stop
 /// counting.  USAGE on this type allows nothing else.
 fn mark(role: pg_sys::Oid, name: &str) {
-    if !lock_marker(|marked| !marked.contains(&role)) {
+    if Marked::now().counts(role) || !lock_marker() || Marked::now().counts(role) {
         return;
     }
     // Rows of an unmarked role never counted (its marker went with DROP
@@ -141,28 +153,17 @@ fn mark(role: pg_sys::Oid, name: &str) {
     db::execute_dynamic(&format!("GRANT USAGE ON TYPE {MARKER} TO {}", quote(name)));
 }
 
-/// Whether `role`'s grant rows count: it holds the marker (or the database
-/// predates it).
-fn counts(role: pg_sys::Oid) -> bool {
-    crate::direct::marked_roles().is_none_or(|m| m.contains(&role))
-}
-
-/// Whether the marker's privileges must change, given the roles holding it
-/// (`needed`); if so, first locks the marker until the end of the
-/// transaction.  GRANT and REVOKE do not lock the object they change, so two
-/// transactions changing the marker at once would fail with "tuple
-/// concurrently updated"; this makes the second wait for the first, then
-/// decide again on what the first committed.  False in a database not yet
-/// updated to 0.3.0, where the marker does not exist.
-fn lock_marker(needed: impl Fn(&[pg_sys::Oid]) -> bool) -> bool {
+/// Locks the marker until the end of the transaction, before its
+/// privileges change: GRANT and REVOKE do not lock the object they change,
+/// so two transactions changing the marker at once would fail with "tuple
+/// concurrently updated"; this makes the second wait for the first.  Taking
+/// the lock processes pending invalidations, so a caller that reads the
+/// marker again afterwards sees what the first committed, and decides
+/// again.  False in a database not yet updated to 0.3.0 (no marker).
+fn lock_marker() -> bool {
     let Some(typoid) = crate::direct::marker_type() else { return false };
-    if !crate::direct::marked_roles().is_some_and(|m| needed(&m)) {
-        return false;
-    }
-    // Taking the lock processes pending invalidations, so the system cache
-    // read again below shows what a transaction that held it committed.
     unsafe { pg_sys::LockDatabaseObject(pg_sys::TypeRelationId, typoid, 0, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE) };
-    crate::direct::marked_roles().is_some_and(|m| needed(&m))
+    true
 }
 
 /// Takes the marker from every role left without a grant that can still
@@ -171,17 +172,10 @@ fn lock_marker(needed: impl Fn(&[pg_sys::Oid]) -> bool) -> bool {
 /// revoke, and after a tenant is deleted (its row and grants removed, or
 /// its status made final), so that the role can then be dropped.
 pub fn unmark_ungranted() {
-    if crate::direct::marker_type().is_none() {
-        return; // a database not yet updated to 0.3.0
-    }
-    if ungranted_marked_roles().is_empty() {
+    if crate::direct::marker_type().is_none() || ungranted_marked_roles().is_empty() || !lock_marker() {
         return;
     }
-    // Serialise with the other changes of the marker (see `lock_marker`),
-    // then decide again on what they committed.
-    if !lock_marker(|marked| marked.len() > 1) {
-        return;
-    }
+    // Decided again under the lock, on what other changes committed.
     for role in ungranted_marked_roles() {
         db::execute_dynamic(&format!("REVOKE USAGE ON TYPE {MARKER} FROM {}", quote(&role)));
     }
@@ -315,6 +309,7 @@ fn set_all_data_access(t: &Tenant, open: bool) {
 /// Names of roles that may act for the tenant through a grant (directly or
 /// through an all-tenants grant).
 fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
+    let marked = Marked::now();
     db::query(
         "SELECT DISTINCT r.rolname::text, r.oid FROM tenancy.tenant_grants g
            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) g.role::oid
@@ -324,7 +319,7 @@ fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
         |r| (r.must::<String>(1), r.must::<pg_sys::Oid>(2)),
     )
     .into_iter()
-    .filter(|(_, oid)| counts(*oid))
+    .filter(|(_, oid)| marked.counts(*oid))
     .map(|(name, _)| name)
     .collect()
 }
@@ -332,7 +327,7 @@ fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
 /// Whether `role` is still granted the tenant, directly or through an
 /// all-tenants grant.
 fn still_granted(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
-    counts(role) && db::query_one(
+    Marked::now().counts(role) && db::query_one(
         "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
                          WHERE g.role::oid OPERATOR(pg_catalog.=) $1
                            AND (g.tenant_id OPERATOR(pg_catalog.=) $2 OR g.tenant_id IS NULL))",

@@ -81,10 +81,20 @@ fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
 /// are missing in a database whose `ALTER EXTENSION tenancy UPDATE` has not
 /// run yet, which the new library keeps serving meanwhile.
 pub fn has_relation(name: &CStr) -> bool {
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        nsp != pg_sys::InvalidOid && pg_sys::get_relname_relid(name.as_ptr(), nsp) != pg_sys::InvalidOid
-    }
+    lookup_relation(name).is_some()
+}
+
+/// The OID of tenancy's relation `name`, if it exists (a system cache read).
+fn lookup_relation(name: &CStr) -> Option<pg_sys::Oid> {
+    let nsp = tenancy_namespace()?;
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), nsp) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// The OID of the schema `tenancy`, if the extension is there.
+fn tenancy_namespace() -> Option<pg_sys::Oid> {
+    let nsp = unsafe { pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true) };
+    (nsp != pg_sys::InvalidOid).then_some(nsp)
 }
 
 /// The frequencies ANALYZE found for those of `keys` that are among the most
@@ -93,15 +103,8 @@ pub fn has_relation(name: &CStr) -> bool {
 /// statistics.
 pub fn common_elements(index: &CStr, keys: &[String]) -> Option<Vec<(String, f32)>> {
     let mut found = Vec::new();
+    let relid = lookup_relation(index)?;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
-        let relid = pg_sys::get_relname_relid(index.as_ptr(), nsp);
-        if relid == pg_sys::InvalidOid {
-            return None;
-        }
         let tuple = pg_sys::SearchSysCache3(
             pg_sys::SysCacheIdentifier::STATRELATTINH as i32,
             pg_sys::Datum::from(relid),
@@ -358,11 +361,8 @@ pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
 
 /// The OID of the type `tenancy.tenant_grantee`, if it exists (0.3.0 on).
 pub fn marker_type() -> Option<pg_sys::Oid> {
+    let nsp = tenancy_namespace()?;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
         let typname = crate::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
         let typoid = pg_sys::GetSysCacheOid(
             pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,

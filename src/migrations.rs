@@ -290,10 +290,8 @@ fn migrate_tenant(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
     // transaction would stall every tenant after it): at most lock_timeout,
     // or LOCK_WAIT when it is 0; a tenant whose lock does not come is
     // skipped, and the next run tries again.
-    let wait = match settings::get(c"lock_timeout").as_str() {
-        "0" => LOCK_WAIT.to_string(),
-        ms => format!("{ms}ms"),
-    };
+    let session = settings::get(c"lock_timeout");
+    let wait = if session == "0" { LOCK_WAIT.to_string() } else { format!("{session}ms") };
     let run = settings::scoped(&[(c"lock_timeout", &wait)], || run_pending(tenant, &todo));
     match run {
         Run::Done(applied, failed, error) => finish(tenant, &applied, failed.as_deref(), error.as_deref()),

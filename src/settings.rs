@@ -85,13 +85,7 @@ fn set_with(name: &CStr, value: &str, action: pg_sys::GucAction::Type) {
 /// a function's SET clause would).  On error, PostgreSQL's abort processing
 /// restores them.
 pub fn scoped<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
-    let nest = unsafe { pg_sys::NewGUCNestLevel() };
-    for (name, value) in values {
-        set_saved(name, value);
-    }
-    let result = f();
-    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
-    result
+    nested(values, true, f)
 }
 
 /// Runs `f` with the given settings, then puts back every setting as it was
@@ -103,12 +97,19 @@ pub fn scoped<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
 /// session.  PostgreSQL ends its own security-restricted operations (ANALYZE,
 /// REFRESH MATERIALIZED VIEW) the same way.
 pub fn isolated<R>(values: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
+    nested(values, false, f)
+}
+
+/// `f` in a GUC nesting level of its own with `values` set; at its end the
+/// level is closed as a commit (`keep`: plain SETs made inside stay) or as an
+/// abort (everything set inside is undone).
+fn nested<R>(values: &[(&CStr, &str)], keep: bool, f: impl FnOnce() -> R) -> R {
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     for (name, value) in values {
         set_saved(name, value);
     }
     let result = f();
-    unsafe { pg_sys::AtEOXact_GUC(false, nest) };
+    unsafe { pg_sys::AtEOXact_GUC(keep, nest) };
     result
 }
 
