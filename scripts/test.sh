@@ -6,6 +6,7 @@
 #   4. the isolation specs (concurrent sessions)              tests/isolation
 #      and fault injection (killed backends)                  tests/faults
 #   5. client examples (Python, Node, Rust), Python store     examples/*/test.sh, clients/python/test.sh
+#      every SQL example of README.md and docs/*.md, as written  tests/docs/run.py
 #      the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
 #   6. the crate type-checks for pg13..pg18                   scripts/check-features.sh
 # PostgreSQL always runs as the user postgres, on loopback, in throwaway
@@ -75,7 +76,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
 fi
 
 # The suites below run against the normal (non-test) build of the extension.
-if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = examples ] || [ "$only" = bench ]; then
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = examples ] || [ "$only" = docs ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
   if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
     tail -30 "$work/install.log"; count install 0 1
@@ -134,6 +135,16 @@ if [ "$only" = all ] || [ "$only" = examples ]; then
     { [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; } && [ "$f" -eq 0 ] && f=1
     count "$name" "$p" "$f"
   done
+fi
+
+if [ "$only" = all ] || [ "$only" = docs ]; then
+  echo "== docs: every SQL example of README.md and docs/*.md, as written"
+  python3 tests/docs/run.py > "$work/docs.log" 2>&1
+  rc=$?
+  cat "$work/docs.log"
+  read -r p f < <(tail -1 "$work/docs.log" | awk '/^[0-9]+ passed, [0-9]+ failed$/ { print $1, $3; ok = 1 } END { if (!ok) print 0, 0 }')
+  { [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; } && [ "$f" -eq 0 ] && f=1
+  count docs "$p" "$f"
 fi
 
 if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
