@@ -24,7 +24,7 @@ from fastapi_tenancy import (
 from fastapi_tenancy.dependencies import make_tenant_db_dependency
 from psycopg_pool import AsyncConnectionPool
 
-from tenancy_store import TenancyIsolationProvider, TenancyTenantStore
+from tenancy_store import TenancyIsolationProvider, TenancyTenantStore, tenancy_id
 
 # TenancyConfig insists on an async SQLAlchemy URL; with our store and
 # provider nothing ever connects through it.
@@ -45,9 +45,10 @@ async def test_manager_lifecycle_soft_delete(store, app_pool) -> None:
     manager = make_manager(store, app_pool)
     await manager.initialize()
     t = await manager.register_tenant("acme-corp", "Acme Corporation", metadata={"plan": "pro"})
-    # register_tenant generated "tenant-<token>"; tenancy assigned a uuid.
-    assert uuid.UUID(t.id)
+    # register_tenant generated "tenant-<token>"; the store keeps it.
+    assert t.id.startswith("tenant-")
     assert (await store.get_by_identifier("acme-corp")).id == t.id
+    assert (await store.get_by_id(t.id)).identifier == "acme-corp"
     assert (await manager.suspend_tenant(t.id)).is_suspended()
     assert (await manager.activate_tenant(t.id)).is_active()
     with pytest.raises(ValueError):
@@ -72,7 +73,8 @@ async def test_manager_hard_delete_destroys_the_schema(store, su, app_pool, note
     cur = await su.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_umbrella'")
     assert (await cur.fetchone())[0] == 0
     cur = await su.execute(
-        "SELECT array_agg(action ORDER BY id) FROM tenancy.audit_log WHERE tenant_id = %s", [t.id]
+        "SELECT array_agg(action ORDER BY id) FROM tenancy.audit_log WHERE tenant_id = %s",
+        [tenancy_id(t.id)],
     )
     assert (await cur.fetchone())[0] == ["create", "provision", "delete", "destroy", "delete"]
 
@@ -83,7 +85,7 @@ async def test_fastapi_app_with_the_library_middleware(store, su, app_pool, orde
     acme = await manager.register_tenant("acme", "Acme", metadata={"rate_limit_per_minute": 2})
     globex = await manager.register_tenant("globex", "Globex")
     for t in (acme, globex):
-        await su.execute("SELECT tenancy.grant_tenant(%s, %s)", [APP, t.id])
+        await su.execute("SELECT tenancy.grant_tenant(%s, %s)", [APP, tenancy_id(t.id)])
 
     app = FastAPI()
     app.add_middleware(TenancyMiddleware, manager=manager)

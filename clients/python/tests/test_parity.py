@@ -17,10 +17,11 @@ from fastapi_tenancy import InMemoryTenantStore, Tenant, TenantNotFoundError, Te
 
 from tenancy_store import TenancyTenantStore
 
-# Fixed ids so both stores hold the very same tenants.
-IDS = {name: str(uuid.UUID(int=i + 1, version=4)) for i, name in enumerate(
-    ["acme", "acme-corp", "globex", "initech", "old-acme-labs"]
-)}
+# Fixed ids so both stores hold the very same tenants: uuids, and the kind of
+# string ids fastapi-tenancy's own code and tests make (kept by the store).
+IDENTIFIERS = ["acme", "acme-corp", "globex", "initech", "old-acme-labs"]
+UUID_IDS = {name: str(uuid.UUID(int=i + 1, version=4)) for i, name in enumerate(IDENTIFIERS)}
+PEER_IDS = {name: f"t-store-{i + 1:06d}" for i, name in enumerate(IDENTIFIERS)}
 NAMES = {
     "acme": "Acme",
     "acme-corp": "Acme Corporation",
@@ -54,12 +55,12 @@ async def record(log: list[Any], label: str, call) -> Any:
     return result
 
 
-async def scenario(store: TenantStore) -> list[Any]:
+async def scenario(store: TenantStore, ids: dict[str, str]) -> list[Any]:
     log: list[Any] = []
     # Created in identifier order, so both stores break search ties the same way.
-    for i, ident in enumerate(IDS):
+    for i, ident in enumerate(ids):
         t = Tenant(
-            id=IDS[ident],
+            id=ids[ident],
             identifier=ident,
             name=NAMES[ident],
             metadata={"n": i},
@@ -69,7 +70,7 @@ async def scenario(store: TenantStore) -> list[Any]:
             updated_at=T0 + timedelta(seconds=i),
         )
         await record(log, f"create {ident}", store.create(t))
-    acme, corp, globex, initech, labs = IDS.values()
+    acme, corp, globex, initech, labs = ids.values()
 
     await record(log, "create duplicate identifier", store.create(
         Tenant(id=str(uuid.uuid4()), identifier="acme", name="Again")))
@@ -114,7 +115,7 @@ async def scenario(store: TenantStore) -> list[Any]:
     await record(log, "exists deleted", store.exists(labs))
     await record(log, "count after delete", store.count())
 
-    missing = str(uuid.uuid4())
+    missing = str(uuid.uuid4()) if ids is UUID_IDS else "t-store-999999"
     await record(log, "update missing", store.update(Tenant(id=missing, identifier="ghost", name="Ghost")))
     await record(log, "set_status missing", store.set_status(missing, TenantStatus.ACTIVE))
     await record(log, "update_metadata missing", store.update_metadata(missing, {"a": 1}))
@@ -123,9 +124,10 @@ async def scenario(store: TenantStore) -> list[Any]:
     return log
 
 
-async def test_same_transcript_as_the_in_memory_store(store: TenancyTenantStore) -> None:
-    reference = await scenario(InMemoryTenantStore())
-    ours = await scenario(store)
+@pytest.mark.parametrize("ids", [UUID_IDS, PEER_IDS], ids=["uuid-ids", "string-ids"])
+async def test_same_transcript_as_the_in_memory_store(store: TenancyTenantStore, ids: dict[str, str]) -> None:
+    reference = await scenario(InMemoryTenantStore(), ids)
+    ours = await scenario(store, ids)
     assert len(ours) == len(reference)
     for theirs_step, ours_step in zip(reference, ours, strict=True):
         assert ours_step == theirs_step

@@ -55,11 +55,17 @@ async def test_create_returns_the_stored_tenant(store, su) -> None:
     assert await audit_actions(su, created.id) == ["create"]
 
 
-async def test_create_replaces_a_non_uuid_id(store) -> None:
-    # TenancyManager.register_tenant makes ids like this one.
-    created = await store.create(new(id="tenant-aB3xYz9mQp"))
-    assert uuid.UUID(created.id).version == 7  # tenancy's time-ordered ids
-    assert (await store.get_by_id(created.id)).identifier == created.identifier
+async def test_create_can_replace_a_non_uuid_id() -> None:
+    # The old behaviour, on request: tenancy assigns its own id.
+    replacing = TenancyTenantStore(dsn(ADMIN), foreign_ids="replace")
+    try:
+        created = await replacing.create(new(id="tenant-aB3xYz9mQp"))
+        assert uuid.UUID(created.id).version == 7  # tenancy's time-ordered ids
+        assert (await replacing.get_by_id(created.id)).identifier == created.identifier
+        with pytest.raises(TenantNotFoundError):
+            await replacing.get_by_id("tenant-aB3xYz9mQp")
+    finally:
+        await replacing.close()
 
 
 async def test_create_can_reject_a_non_uuid_id(store) -> None:

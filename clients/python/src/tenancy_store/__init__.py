@@ -20,12 +20,15 @@ from .errors import (
     TenantStatusTransitionError,
     translate,
 )
+from .mapping import ID_KEY, ID_NAMESPACE, tenancy_id
 from .provider import TenancyIsolationProvider
 from .store import TenancyTenantStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ID_KEY",
+    "ID_NAMESPACE",
     "InvalidTenantValueError",
     "TenancyFeatureNotSupportedError",
     "TenancyIsolationProvider",
@@ -36,6 +39,7 @@ __all__ = [
     "TenantStatusTransitionError",
     "check_rate_limit",
     "tenant_connection",
+    "tenancy_id",
     "tenant_transaction",
     "translate",
 ]

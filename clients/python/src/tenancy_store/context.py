@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from .errors import translate
-from .mapping import TENANT_COLUMNS, row_to_tenant
+from .mapping import TENANT_COLUMNS, row_to_tenant, tenancy_id
 
 __all__ = ["check_rate_limit", "tenant_connection", "tenant_transaction"]
 
@@ -27,9 +27,10 @@ TenantRef = str | uuid.UUID | Tenant
 
 
 def _key(tenant: TenantRef) -> str:
-    # set_tenant takes an identifier or a uuid in text form.
+    # set_tenant takes an identifier or a uuid in text form; a Tenant's id
+    # may be any string (t-store-000001), so a Tenant goes by its uuid.
     if isinstance(tenant, Tenant):
-        return tenant.id
+        return str(tenancy_id(tenant.id))
     return str(tenant)
 
 
@@ -41,6 +42,9 @@ async def tenant_transaction(
     rate_limit: bool = False,
 ) -> AsyncIterator[Tenant]:
     """Run the block in one transaction whose tenant is ``tenant``.
+
+    ``tenant``: a ``Tenant`` (found by its id, whatever string it is), or a
+    str/uuid that ``tenancy.set_tenant`` reads: an identifier or a uuid.
 
     Yields the tenant's row as a ``Tenant``.  Commits when the block ends,
     rolls back when it raises; either way the tenant (and, for a schema
@@ -93,6 +97,9 @@ async def check_rate_limit(
 ) -> None:
     """Count one request for ``tenant_id`` (or the current tenant).
 
+    ``tenant_id`` is the store's id of the tenant (any string, see
+    ``tenancy_store.mapping.tenancy_id``) or its uuid.
+
     The database-side replacement for ``TenancyManager.check_rate_limit``:
     a sliding window whose limit is the tenant's
     ``metadata.rate_limit_per_minute``, else ``tenancy.rate_limit_per_minute``.
@@ -103,7 +110,7 @@ async def check_rate_limit(
     try:
         await conn.execute(
             "SELECT tenancy.check_rate_limit(%s::uuid)",
-            [str(tenant_id) if tenant_id is not None else None],
+            [tenancy_id(tenant_id) if tenant_id is not None else None],
         )
     except psycopg.Error as exc:
         raise translate(

@@ -26,7 +26,6 @@ from fastapi_tenancy.isolation.base import BaseIsolationProvider
 from psycopg_pool import AsyncConnectionPool
 
 from .context import tenant_connection
-from .mapping import parse_uuid
 
 if TYPE_CHECKING:
     from fastapi_tenancy.core.config import TenancyConfig
@@ -96,8 +95,6 @@ class TenancyIsolationProvider(BaseIsolationProvider):
         """
         if self._store is None:
             raise NotImplementedError("TenancyIsolationProvider needs store= to destroy data")
-        if parse_uuid(tenant.id) is None:
-            return
         await self._store.destroy_data(tenant.id)
 
     async def close(self) -> None:

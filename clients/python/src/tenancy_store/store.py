@@ -23,15 +23,26 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import psycopg
-from fastapi_tenancy.core.exceptions import TenancyError, TenantNotFoundError
+from fastapi_tenancy.core.exceptions import TenancyError
 from fastapi_tenancy.core.types import IsolationStrategy, Tenant, TenantStatus, TenantT
 from fastapi_tenancy.storage.tenant_store import TenantStore
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from .errors import InvalidTenantValueError, translate
-from .mapping import TENANT_COLUMNS, parse_uuid, row_to_tenant
+from .errors import InvalidTenantValueError, TenantAlreadyExistsError, translate
+from .mapping import (
+    ID_KEY,
+    RESERVED_KEYS,
+    TENANT_COLUMNS,
+    check_peer_metadata,
+    derived_database_url,
+    kept_id,
+    parse_uuid,
+    row_to_tenant,
+    stored_metadata,
+    tenancy_id,
+)
 
 __all__ = ["TenancyTenantStore"]
 
@@ -62,9 +73,12 @@ class TenancyTenantStore(TenantStore[TenantT]):
             (``tenancy.delete_tenant(…, destroy_data => true)``).
         foreign_ids: what :meth:`create` does with an id that is not a uuid,
             such as the ``tenant-<token>`` ids ``TenancyManager.register_tenant``
-            makes.  ``"replace"`` (default): tenancy assigns a UUIDv7 and the
-            returned tenant carries it (the manager uses the returned id).
-            ``"reject"``: ``ValueError``.
+            makes or ``t-store-000001``.  ``"keep"`` (default): the tenant is
+            found, updated and deleted by that id, which the store returns
+            as given (its tenancy uuid is ``tenancy_id(id)``, a uuid5; see
+            ``tenancy_store.mapping``).  ``"replace"``: tenancy assigns a
+            UUIDv7 and the returned tenant carries it.  ``"reject"``:
+            ``ValueError``.
         database_url_template: fills ``Tenant.database_url`` for database
             tenants, e.g. ``"postgresql://app@db/{database_name}"``.
     """
@@ -80,11 +94,11 @@ class TenancyTenantStore(TenantStore[TenantT]):
         model: type[TenantT] = Tenant,  # type: ignore[assignment]
         soft_delete: bool = False,
         destroy_data_on_delete: bool = False,
-        foreign_ids: Literal["replace", "reject"] = "replace",
+        foreign_ids: Literal["keep", "replace", "reject"] = "keep",
         database_url_template: str | None = None,
     ) -> None:
-        if foreign_ids not in ("replace", "reject"):
-            raise ValueError(f"foreign_ids must be 'replace' or 'reject', got {foreign_ids!r}")
+        if foreign_ids not in ("keep", "replace", "reject"):
+            raise ValueError(f"foreign_ids must be 'keep', 'replace' or 'reject', got {foreign_ids!r}")
         self._owns_pool = pool is None
         self._pool = pool or AsyncConnectionPool(
             conninfo,
@@ -103,6 +117,10 @@ class TenancyTenantStore(TenantStore[TenantT]):
         self._database_url_template = database_url_template
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
+        # Whether the installed tenancy's create_tenant takes schema_name
+        # (added for moving over from fastapi-tenancy); asked once, the first
+        # time a tenant carries one.
+        self._has_schema_name_arg: bool | None = None
 
     #############
     # Lifecycle #
@@ -179,12 +197,10 @@ class TenancyTenantStore(TenantStore[TenantT]):
 
     async def _one_by_id(self, tenant_id: str, call: str, *args: Any) -> TenantT:
         """``SELECT <tenant columns> FROM <call>`` where the call's first
-        parameter is the tenant's uuid.  An id that is not a uuid names no
-        tenant: TenantNotFoundError without a query, as for a missing one."""
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
-        rows = await self._rows(f"SELECT {TENANT_COLUMNS} FROM {call}", [tid, *args], lookup=str(tenant_id))
+        parameter is the tenant's uuid, ``tenancy_id(tenant_id)``."""
+        rows = await self._rows(
+            f"SELECT {TENANT_COLUMNS} FROM {call}", [tenancy_id(tenant_id), *args], lookup=str(tenant_id)
+        )
         return self._tenant(rows[0])
 
     @staticmethod
@@ -230,7 +246,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
     async def create(self, tenant: TenantT) -> TenantT:
         """``tenancy.create_tenant``, provisioning included, in one transaction.
 
-        - ``id``: kept when it is a uuid, else see ``foreign_ids``.
+        - ``id``: see ``foreign_ids``; by default any string, kept as given.
         - ``isolation_strategy``: None -> ``tenancy.default_isolation``;
           HYBRID -> tenancy's hybrid rule (``metadata.tier`` in
           ``tenancy.premium_tiers`` gets ``schema``, the rest ``rls``).
@@ -238,13 +254,23 @@ class TenancyTenantStore(TenantStore[TenantT]):
           SUSPENDED or DELETED in the same transaction; PROVISIONING is
           refused (``ValueError``): tenancy creates tenants active and no
           tenant goes back to provisioning.
-        - ``schema_name``/``database_url``: tenancy derives them; a different
-          value is refused (``ValueError``) rather than silently ignored.
+        - ``schema_name``: a schema tenant gets that schema
+          (``create_tenant(…, schema_name => …)``, when the installed tenancy has it); an
+          existing schema that is no other tenant's is adopted, its tables
+          kept and the registered migrations recorded as applied.  Refused
+          (``ValueError``) for a tenant tenancy does not isolate by schema.
+          With a tenancy without it, only the derived name is accepted.
+        - ``database_url``: a database tenant's is derived
+          (``database_url_template``) and any other value is refused; a
+          schema or RLS tenant's is kept as given, as fastapi-tenancy's
+          stores keep it (tenancy itself has no database for them).
         - ``created_at``/``updated_at``: the server's transaction time.
 
         Raises ``ValueError`` (``TenantAlreadyExistsError``) when the id or
-        identifier is taken, deleted tenants included, and ``ValueError``
-        (``InvalidTenantValueError``) for what tenancy's validators refuse.
+        identifier is taken, deleted tenants included, with the message of
+        fastapi-tenancy's stores (``Tenant id='…' already exists.``), and
+        ``ValueError`` (``InvalidTenantValueError``) for what tenancy's
+        validators refuse.
         """
         status = TenantStatus(tenant.status)
         if status is TenantStatus.PROVISIONING:
@@ -252,12 +278,17 @@ class TenancyTenantStore(TenantStore[TenantT]):
                 "tenancy creates tenants active; status 'provisioning' cannot be stored",
                 {"identifier": tenant.identifier},
             )
-        tid = parse_uuid(tenant.id)
-        if tid is None and self._foreign_ids == "reject":
-            raise InvalidTenantValueError(
-                f"tenant id {tenant.id!r} is not a uuid; tenancy ids are uuids",
-                {"identifier": tenant.identifier},
-            )
+        check_peer_metadata(tenant.metadata)
+        if self._foreign_ids == "keep":
+            tid: uuid.UUID | None = tenancy_id(tenant.id)
+            keep = kept_id(tenant.id)
+        else:
+            tid, keep = parse_uuid(tenant.id), None
+            if tid is None and self._foreign_ids == "reject":
+                raise InvalidTenantValueError(
+                    f"tenant id {tenant.id!r} is not a uuid; tenancy ids are uuids",
+                    {"identifier": tenant.identifier},
+                )
 
         setup: _List[tuple[str, Sequence[Any]]] = []
         isolation: str | None = None
@@ -266,6 +297,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
             setup.append(("SELECT set_config('tenancy.default_isolation', 'hybrid', true)", ()))
         elif tenant.isolation_strategy is not None:
             isolation = IsolationStrategy(tenant.isolation_strategy).value
+        metadata = stored_metadata(tenant.metadata, keep, tenant.database_url)
 
         try:
             await self._ensure_open()
@@ -273,19 +305,59 @@ class TenancyTenantStore(TenantStore[TenantT]):
                 async with conn.cursor(row_factory=dict_row) as cur:
                     for stmt, args in setup:
                         await cur.execute(stmt, args)
-                    await cur.execute(
-                        f"SELECT {TENANT_COLUMNS} FROM tenancy.create_tenant("
-                        "%s, %s, %s, %s::tenancy.isolation, %s)",
-                        [tenant.identifier, tenant.name, Jsonb(tenant.metadata), isolation, tid],
-                    )
+                    if tenant.schema_name is not None and await self._schema_name_arg(cur):
+                        await cur.execute(
+                            f"SELECT {TENANT_COLUMNS} FROM tenancy.create_tenant("
+                            "identifier => %s, name => %s, metadata => %s, "
+                            "isolation => %s::tenancy.isolation, id => %s, schema_name => %s::name)",
+                            [tenant.identifier, tenant.name, Jsonb(metadata), isolation, tid, tenant.schema_name],
+                        )
+                    else:
+                        await cur.execute(
+                            f"SELECT {TENANT_COLUMNS} FROM tenancy.create_tenant("
+                            "%s, %s, %s, %s::tenancy.isolation, %s)",
+                            [tenant.identifier, tenant.name, Jsonb(metadata), isolation, tid],
+                        )
                     row = await cur.fetchone()
                     assert row is not None
                     self._check_derived(tenant, row)
                     if status is not TenantStatus.ACTIVE:
                         row = await self._set_status_in(cur, row["id"], status)
         except psycopg.Error as exc:
-            raise translate(exc, lookup=tenant.identifier) from exc
+            raise self._duplicate(translate(exc, lookup=tenant.identifier), tenant) from exc
         return self._tenant(row)
+
+    async def _schema_name_arg(self, cur: Any) -> bool:
+        """Does the installed ``tenancy.create_tenant`` take ``schema_name``?"""
+        if self._has_schema_name_arg is None:
+            await cur.execute(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'tenancy' AND p.proname = 'create_tenant'"
+                " AND 'schema_name' = ANY (p.proargnames)) AS has"
+            )
+            found = await cur.fetchone()
+            self._has_schema_name_arg = bool(found and found["has"])
+        return self._has_schema_name_arg
+
+    @staticmethod
+    def _duplicate(exc: TenancyError, tenant: Tenant) -> TenancyError:
+        """A taken id or identifier, said as fastapi-tenancy's stores say it.
+
+        tenancy names the uuid (``tenant id <uuid> already exists``); the
+        caller knows its own id, so the message names that.
+        """
+        if not isinstance(exc, TenantAlreadyExistsError):
+            return exc
+        message = exc.message
+        details = {**exc.details, "tenancy_message": message}
+        if message.startswith("tenant id "):
+            return TenantAlreadyExistsError(f"Tenant id={tenant.id!r} already exists.", details)
+        if message.startswith("tenant identifier "):
+            return TenantAlreadyExistsError(
+                f"Tenant identifier={tenant.identifier!r} already exists.", details
+            )
+        return exc
 
     def _check_derived(self, tenant: Tenant, row: dict[str, Any]) -> None:
         """Refuse a schema_name/database_url tenancy would not use.
@@ -293,54 +365,65 @@ class TenancyTenantStore(TenantStore[TenantT]):
         Raised inside the transaction, so the tenant just created is rolled back.
         """
         if tenant.schema_name is not None and tenant.schema_name != row["schema_name"]:
+            if row["isolation"] != IsolationStrategy.SCHEMA.value:
+                raise InvalidTenantValueError(
+                    f"tenant {tenant.identifier!r} is isolated by {row['isolation']}, "
+                    f"so it has no schema; schema_name {tenant.schema_name!r} is for schema tenants",
+                    {"identifier": tenant.identifier},
+                )
             raise InvalidTenantValueError(
                 f"tenancy names this tenant's schema {row['schema_name']!r}, "
-                f"not {tenant.schema_name!r}; schema names are derived from the identifier",
+                f"not {tenant.schema_name!r}; the installed tenancy derives schema names "
+                "from the identifier (its create_tenant has no schema_name)",
                 {"identifier": tenant.identifier},
             )
-        if tenant.database_url is not None:
-            derived = row_to_tenant(row, Tenant, self._database_url_template).database_url
-            if tenant.database_url != derived:
+        if tenant.database_url is not None and row["database_name"] is not None:
+            if tenant.database_url != derived_database_url(row, self._database_url_template):
                 raise InvalidTenantValueError(
-                    "tenancy derives database names from the identifier; "
-                    "database_url must be None or match database_url_template",
+                    "tenancy derives database names from the identifier; a database "
+                    "tenant's database_url must be None or match database_url_template",
                     {"identifier": tenant.identifier},
                 )
 
     async def update(self, tenant: TenantT) -> TenantT:
         """``tenancy.update_tenant`` (+ ``set_status`` when it changed), one transaction.
 
-        Identifier, name, metadata (replaced whole) and status are written.
-        Isolation, schema name and database are fixed at creation in tenancy:
-        a different non-None value is refused with ``ValueError``.  A new
-        identifier keeps the schema name.  Raises ``TenantNotFoundError``
-        for an unknown id, ``ValueError`` for a taken identifier or an
-        illegal status transition.
+        Identifier, name, metadata (replaced whole), status and a schema or
+        RLS tenant's ``database_url`` are written.  Isolation, schema name
+        and a database tenant's database are fixed at creation in tenancy: a
+        different non-None value is refused with ``ValueError``.  A new
+        identifier keeps the schema name, and the tenant keeps its id.
+        Raises ``TenantNotFoundError`` for an unknown id, ``ValueError`` for
+        a taken identifier or an illegal status transition.
         """
-        tid = parse_uuid(tenant.id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=tenant.id)
+        check_peer_metadata(tenant.metadata)
+        tid = tenancy_id(tenant.id)
         status = TenantStatus(tenant.status)
         try:
             await self._ensure_open()
             async with self._pool.connection() as conn, conn.transaction():
                 async with conn.cursor(row_factory=dict_row) as cur:
                     # FOR UPDATE-free read: update_tenant locks the row itself;
-                    # this read only feeds the fixed-field check below.
+                    # this read feeds the fixed-field check and the kept id.
                     await cur.execute(f"SELECT {TENANT_COLUMNS} FROM tenancy.tenant(%s)", [tid])
                     current = await cur.fetchone()
                     assert current is not None
                     self._check_fixed(tenant, current)
+                    # The id the tenant was created with stays, whichever
+                    # spelling of it this call used.
+                    keep = current["metadata"].get(ID_KEY)
+                    url = tenant.database_url if current["database_name"] is None else None
+                    metadata = stored_metadata(tenant.metadata, keep, url)
                     await cur.execute(
                         f"SELECT {TENANT_COLUMNS} FROM tenancy.update_tenant(%s, %s, %s, %s)",
-                        [tid, tenant.identifier, tenant.name, Jsonb(tenant.metadata)],
+                        [tid, tenant.identifier, tenant.name, Jsonb(metadata)],
                     )
                     row = await cur.fetchone()
                     assert row is not None
                     if row["status"] != status.value:
                         row = await self._set_status_in(cur, tid, status)
         except psycopg.Error as exc:
-            raise translate(exc, lookup=tenant.id) from exc
+            raise self._duplicate(translate(exc, lookup=tenant.id), tenant) from exc
         return self._tenant(row)
 
     def _check_fixed(self, tenant: Tenant, current: dict[str, Any]) -> None:
@@ -356,9 +439,8 @@ class TenancyTenantStore(TenantStore[TenantT]):
             raise InvalidTenantValueError(
                 "schema_name is fixed at creation in tenancy", {"tenant_id": tenant.id}
             )
-        if tenant.database_url is not None:
-            derived = row_to_tenant(current, Tenant, self._database_url_template).database_url
-            if tenant.database_url != derived:
+        if tenant.database_url is not None and current["database_name"] is not None:
+            if tenant.database_url != derived_database_url(current, self._database_url_template):
                 raise InvalidTenantValueError(
                     "the database is fixed at creation in tenancy", {"tenant_id": tenant.id}
                 )
@@ -369,13 +451,10 @@ class TenancyTenantStore(TenantStore[TenantT]):
         Hard delete runs with ``SET LOCAL tenancy.soft_delete = off``; the
         audit log keeps the history.  ``TenantNotFoundError`` when unknown.
         """
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
         soft = "on" if self._soft_delete else "off"
         await self._rows(
             "SELECT tenancy.delete_tenant(%s, %s)",
-            [tid, self._destroy_data],
+            [tenancy_id(tenant_id), self._destroy_data],
             lookup=str(tenant_id),
             setup=[("SELECT set_config('tenancy.soft_delete', %s, true)", [soft])],
         )
@@ -402,11 +481,8 @@ class TenancyTenantStore(TenantStore[TenantT]):
         return int(rows[0]["n"])
 
     async def exists(self, tenant_id: str) -> bool:
-        """``tenancy.tenant_exists``; False for a string that is not a uuid."""
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            return False
-        rows = await self._rows("SELECT tenancy.tenant_exists(%s) AS e", [tid])
+        """``tenancy.tenant_exists``."""
+        rows = await self._rows("SELECT tenancy.tenant_exists(%s) AS e", [tenancy_id(tenant_id)])
         return bool(rows[0]["e"])
 
     async def set_status(self, tenant_id: str, status: TenantStatus) -> TenantT:
@@ -428,6 +504,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
         A key set to None is stored as JSON null; remove keys with
         :meth:`remove_metadata_keys`.
         """
+        check_peer_metadata(metadata)
         return await self._one_by_id(tenant_id, "tenancy.merge_metadata(%s, %s)", Jsonb(metadata))
 
     #####################################
@@ -437,9 +514,9 @@ class TenancyTenantStore(TenantStore[TenantT]):
     async def get_by_ids(self, tenant_ids: Iterable[str]) -> Sequence[TenantT]:
         """``tenancy.tenants_by_ids``: in the order of the ids, each once.
 
-        Unknown ids, and strings that are not uuids, are skipped.
+        Unknown ids are skipped.
         """
-        ids = [u for u in (parse_uuid(t) for t in tenant_ids) if u is not None]
+        ids = [tenancy_id(t) for t in tenant_ids]
         if not ids:
             return []
         rows = await self._rows(
@@ -477,7 +554,7 @@ class TenancyTenantStore(TenantStore[TenantT]):
         any transition is illegal nothing changes and
         ``TenantStatusTransitionError`` is raised.
         """
-        ids = [u for u in (parse_uuid(t) for t in tenant_ids) if u is not None]
+        ids = [tenancy_id(t) for t in tenant_ids]
         if not ids:
             return []
         rows = await self._rows(
@@ -492,8 +569,13 @@ class TenancyTenantStore(TenantStore[TenantT]):
     ##################################
 
     async def remove_metadata_keys(self, tenant_id: str, keys: Iterable[str]) -> TenantT:
-        """``tenancy.remove_metadata_keys``: atomic removal of top-level keys."""
-        return await self._one_by_id(tenant_id, "tenancy.remove_metadata_keys(%s, %s::text[])", _List(keys))
+        """``tenancy.remove_metadata_keys``: atomic removal of top-level keys.
+
+        The store's reserved keys are not in the caller's metadata, so
+        naming them removes nothing.
+        """
+        keys = [k for k in keys if k not in RESERVED_KEYS]
+        return await self._one_by_id(tenant_id, "tenancy.remove_metadata_keys(%s, %s::text[])", keys)
 
     async def destroy_data(self, tenant_id: str) -> None:
         """Mark the tenant deleted and destroy its data, keeping the row.
@@ -503,12 +585,9 @@ class TenancyTenantStore(TenantStore[TenantT]):
         every table registered with ``enable_rls``, drops a database tenant's
         database at commit (needs dblink, else ``NotImplementedError``).
         """
-        tid = parse_uuid(tenant_id)
-        if tid is None:
-            raise TenantNotFoundError(identifier=str(tenant_id))
         await self._rows(
             "SELECT tenancy.delete_tenant(%s, true)",
-            [tid],
+            [tenancy_id(tenant_id)],
             lookup=str(tenant_id),
             setup=[("SELECT set_config('tenancy.soft_delete', 'on', true)", ())],
         )
@@ -524,11 +603,8 @@ class TenancyTenantStore(TenantStore[TenantT]):
         params: _List[Any] = []
         where = ""
         if tenant_id is not None:
-            tid = parse_uuid(tenant_id)
-            if tid is None:
-                return []
             where = "WHERE tenant_id = %s"
-            params.append(tid)
+            params.append(tenancy_id(tenant_id))
         params.append(limit)
         return await self._rows(
             "SELECT id, at, actor::text AS actor, tenant_id, action, details "
