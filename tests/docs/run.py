@@ -317,6 +317,11 @@ def run_file(path):
     rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     db = "doctest_" + re.sub(r"[^a-z0-9]+", "_", path.stem.lower())
     dbs0, roles0 = cluster_objects()
+    wanted = {m.group(1) for b in blocks if not b.directive("illustrative")
+              for m in re.finditer(r"CREATE\s+(?:ROLE|USER)\s+([a-z_][a-z0-9_]*)", b.text, re.I)}
+    taken = sorted(wanted & roles0)
+    if taken:
+        raise RuntimeError(f"roles {', '.join(taken)} exist already; the file creates them, so it needs a cluster without them")
     if db in dbs0:
         psql_admin(f"DROP DATABASE {qi(db)} WITH (FORCE)")
         dbs0.discard(db)
@@ -426,7 +431,8 @@ def main(argv):
         try:
             p, f = run_file(path)
         except Exception as e:  # a harness or cluster problem counts as a failure
-            print(f"{path.name}: harness error: {e}")
+            rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"{rel}: harness error: {e}")
             p, f = 0, 1
         total_p += p
         total_f += f
