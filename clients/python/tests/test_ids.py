@@ -194,3 +194,57 @@ async def test_request_context_by_a_peer_id(store, su, app_pool, orders) -> None
     async with app_pool.connection() as conn:
         async with tenant_transaction(conn, t) as current:
             assert current.id == PEER_ID and current.metadata == {}
+
+
+# --- schema_name: an application's own schemas (SPEC §12) -----------------------
+
+
+async def has_schema_name_arg(su: psycopg.AsyncConnection) -> bool:
+    cur = await su.execute(
+        "SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'create_tenant'"
+        " AND 'schema_name' = ANY (proargnames))"
+    )
+    return bool((await cur.fetchone())[0])
+
+
+@pytest.fixture
+async def schema_name_arg(su: psycopg.AsyncConnection) -> None:
+    if not await has_schema_name_arg(su):
+        pytest.skip("the installed tenancy's create_tenant has no schema_name")
+
+
+async def test_a_schema_tenant_adopts_its_existing_schema(store, su, notes_migration, schema_name_arg) -> None:
+    # What a fastapi-tenancy application has: a schema of its own naming,
+    # with the table the migration would make, and data in it.
+    await su.execute("DROP SCHEMA IF EXISTS tenant_abc CASCADE")
+    await su.execute("CREATE SCHEMA tenant_abc")
+    await su.execute("CREATE TABLE tenant_abc.notes (id serial PRIMARY KEY, body text NOT NULL)")
+    await su.execute("INSERT INTO tenant_abc.notes (body) VALUES ('kept')")
+    t = await store.create(
+        new_tenant("abc-corp", id="tenant-abc", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="tenant_abc")
+    )
+    assert (t.id, t.schema_name) == ("tenant-abc", "tenant_abc")
+    assert (await store.get_by_id("tenant-abc")).schema_name == "tenant_abc"
+    cur = await su.execute("SELECT body FROM tenant_abc.notes")
+    assert await cur.fetchall() == [("kept",)]  # its tables kept
+    cur = await su.execute(
+        "SELECT status FROM tenancy.migration_ledger WHERE tenant_id = %s AND migration = %s",
+        [tenancy_id("tenant-abc"), notes_migration],
+    )
+    assert await cur.fetchall() == [("applied",)]  # a baseline: recorded, not run again
+    # Renamed, it keeps its schema.
+    renamed = await store.update(t.model_copy(update={"identifier": "abc-inc"}))
+    assert renamed.schema_name == "tenant_abc"
+
+
+async def test_schema_name_refusals(store, su, schema_name_arg) -> None:
+    await store.create(new_tenant("first", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="tenant_taken"))
+    with pytest.raises(ValueError, match="tenant_taken"):  # 23505: another tenant's
+        await store.create(new_tenant("second", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="tenant_taken"))
+    with pytest.raises(ValueError):  # 22023: an RLS tenant has no schema
+        await store.create(new_tenant("third", isolation_strategy=IsolationStrategy.RLS, schema_name="tenant_third"))
+    with pytest.raises(ValueError):  # 22023: not a schema name tenancy accepts
+        await store.create(new_tenant("fourth", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="public"))
+    assert await store.count() == 1
+    cur = await su.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('tenant_third')")
+    assert (await cur.fetchone())[0] == 0
