@@ -63,6 +63,21 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 
 
+# Needs tenancy's create_tenant(…, schema_name => …): expected to fail only
+# where the installed tenancy lacks it (the store then accepts only the
+# schema name tenancy derives).
+NEEDS_SCHEMA_NAME = "TestSQLACreateRead::test_optional_fields_stored_and_retrieved"
+
+
+def _has_schema_name_arg() -> bool:
+    with psycopg.connect(make_conninfo(dbname=DB), autocommit=True) as su:
+        found = su.execute(
+            "SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'create_tenant'"
+            " AND 'schema_name' = ANY (proargnames))"
+        ).fetchone()
+    return bool(found and found[0])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Their markers (registered in their pyproject.toml, which is not ours).
     for marker in ("unit", "integration", "e2e", "slow"):
@@ -70,13 +85,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expected = dict(EXPECTED)
+    if any(HERE in item.path.parents for item in items) and not _has_schema_name_arg():
+        expected[NEEDS_SCHEMA_NAME] = (
+            "gives a schema tenant the schema name 'tenant_abc': needs tenancy's "
+            "create_tenant(…, schema_name => …), which the installed tenancy lacks", "xfail")
     for item in items:
         if HERE not in item.path.parents:
             continue
         key = "::".join(item.nodeid.split("::")[1:])
-        if key not in EXPECTED:
+        if key not in expected:
             continue
-        reason, how = EXPECTED[key]
+        reason, how = expected[key]
         if how == "skip":
             item.add_marker(pytest.mark.skip(reason=reason))
         else:
