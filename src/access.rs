@@ -48,25 +48,38 @@ pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) 
     let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
         | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
         | if restrict == Restrict::OperationNoForceRls { pg_sys::SECURITY_NOFORCE_RLS as i32 } else { 0 };
-    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || switched(Some(role), flags, f))
+    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || switched(role, flags, f))
 }
 
-/// Runs `f` as the current user, as a security-restricted operation (see
-/// [`Restrict::Operation`]), with the settings as they are; whatever it
-/// sets is undone after it (`settings::isolated`).
-pub fn restricted<R>(f: impl FnOnce() -> R) -> R {
-    crate::settings::isolated(&[], || switched(None, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f))
+/// Runs `f` as `role`, as a security-restricted operation (see
+/// [`Restrict::Operation`]), with the caller's settings (its pinned
+/// search_path) in force; whatever `f` sets is undone after it
+/// (`settings::isolated`).
+pub fn restricted_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    crate::settings::isolated(&[], || switched(role, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f))
 }
 
-/// `f` as `role` (None: the current user) with `flags` added to the
-/// security context, both restored after it.  An error inside aborts the
-/// (sub)transaction, whose abort processing restores them.
-fn switched<R>(role: Option<pg_sys::Oid>, flags: i32, f: impl FnOnce() -> R) -> R {
+/// The owner of a schema (a tenant's: the extension owner, or the owner of
+/// a schema create_tenant adopted).
+pub fn schema_owner(schema: &str) -> pg_sys::Oid {
+    db::query_one(
+        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[schema.into()],
+        |r| r.must::<pg_sys::Oid>(1),
+    )
+    .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" does not exist")))
+}
+
+/// `f` as `role` with `flags` added to the security context, both restored
+/// after it.  An error inside aborts the (sub)transaction, whose abort
+/// processing restores them.
+fn switched<R>(role: pg_sys::Oid, flags: i32, f: impl FnOnce() -> R) -> R {
     unsafe {
         let mut saved_user = pg_sys::Oid::INVALID;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(role.unwrap_or(saved_user), saved_context | flags);
+        pg_sys::SetUserIdAndSecContext(role, saved_context | flags);
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         result
@@ -240,22 +253,24 @@ fn quote(ident: &str) -> String {
 
 /// Lets `role` use a schema tenant's schema and its tables, now and for the
 /// tables later migrations create (which run as the extension owner).
+/// The default privileges are those of the schema's owner, who creates the
+/// tables its migrations make (migrations::apply).
 fn grant_schema(schema: &str, role: &str) {
-    let (s, r) = (quote(schema), quote(role));
+    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(schema_owner(schema))));
     db::execute_dynamic(&format!(
         "GRANT USAGE ON SCHEMA {s} TO {r};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r};
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r};
-         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
-         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {r};"
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {r};"
     ));
 }
 
 fn revoke_schema(schema: &str, role: &str) {
-    let (s, r) = (quote(schema), quote(role));
+    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(schema_owner(schema))));
     db::execute_dynamic(&format!(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} REVOKE ALL ON TABLES FROM {r};
-         ALTER DEFAULT PRIVILEGES IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {r};
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TABLES FROM {r};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {r};
          REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r};
          REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r};
          REVOKE USAGE ON SCHEMA {s} FROM {r};"

@@ -16,6 +16,7 @@ use crate::db::{self, Mode};
 use crate::errors::{self, required};
 use crate::provision;
 use crate::settings;
+use crate::sqltypes::Name;
 use crate::tenant_cols;
 use crate::tenants::{self, Tenant};
 use crate::validate;
@@ -79,24 +80,46 @@ fn resolve_isolation(arg: Option<isolation>, metadata: &Map<String, Value>) -> i
 
 fn object_name(prefix: &str, identifier: &str, what: &str) -> String {
     validate::tenant_object_name(prefix, identifier).unwrap_or_else(|| {
-        errors::invalid(format!(
+        let err = errors::invalid(format!(
             "tenant identifier \"{identifier}\" is too long for a {what} name: \"{prefix}\" plus the identifier exceeds 63 bytes"
-        ))
-        .hint("Choose a shorter identifier or a shorter tenancy.schema_prefix.")
+        ));
+        // Only schema names take their prefix from a setting.
+        if what == "schema" {
+            err.hint("Choose a shorter identifier, a shorter tenancy.schema_prefix, or pass schema_name.")
+        } else {
+            err.hint("Choose a shorter identifier.")
+        }
         .raise()
     })
 }
 
+/// `schema_name` of create_tenant (SPEC §12): valid, and only for a schema tenant.
+fn check_schema_name(given: String, iso: isolation) -> String {
+    if let Err(why) = validate::check_schema_name(&given) {
+        errors::invalid(format!("invalid schema name \"{}\": {why}", errors::shown(&given)))
+            .hint("A tenant's schema name is 1 to 63 bytes of lowercase letters, digits and _, starting with a letter; not public, tenancy, information_schema or pg_*.")
+            .raise();
+    }
+    if iso != isolation::schema {
+        errors::invalid(format!("schema_name is only for schema tenants; this tenant's isolation is {}", iso.as_str()))
+            .hint("Pass isolation => 'schema' with schema_name.")
+            .raise();
+    }
+    given
+}
+
 /// Create a tenant: validate, insert, provision its schema or database,
-/// audit and notify, all or nothing in the caller's transaction.
-#[pg_extern(volatile, security_definer, requires = ["catalog"])]
+/// audit and notify, all or nothing in the caller's transaction.  The C
+/// symbol is new in 0.4.0 (schema_name); `create_tenant` below keeps 0.3.0's.
+#[pg_extern(name = "create_tenant", volatile, security_definer, requires = ["catalog"])]
 #[search_path(pg_catalog, pg_temp)]
-fn create_tenant(
+fn create_tenant_with_schema_name(
     identifier: Option<&str>,
     name: Option<&str>,
     metadata: default!(Option<JsonB>, "'{}'"),
     isolation: default!(Option<isolation>, "NULL"),
     id: default!(Option<pgrx::Uuid>, "NULL"),
+    schema_name: default!(Option<Name>, "NULL"),
 ) -> pgrx::composite_type!('static, "tenants") {
     let identifier = required(identifier, "identifier");
     let name = required(name, "name");
@@ -105,12 +128,21 @@ fn create_tenant(
     check_name(name);
     let meta = check_object(&metadata, "metadata");
     let iso = resolve_isolation(isolation, &meta);
+    let given = schema_name.map(|n| check_schema_name(n.0, iso));
     let (schema_name, database_name) = match iso {
-        isolation::schema => (Some(object_name(&settings::schema_prefix(), identifier, "schema")), None),
+        isolation::schema => (
+            Some(given.clone().unwrap_or_else(|| object_name(&settings::schema_prefix(), identifier, "schema"))),
+            None,
+        ),
         isolation::database => (None, Some(object_name("tenant_", identifier, "database"))),
         isolation::rls => (None, None),
     };
-    provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
+    // A schema named by the caller may exist already: it is adopted (after
+    // the checks of provision::check_adoptable).  A derived name never is.
+    let adopt = given.is_some_and(|s| provision::check_adoptable(&s));
+    if !adopt {
+        provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
+    }
 
     // Insert, audit and notify in one statement; ON CONFLICT DO NOTHING waits
     // for a concurrent creator of the same identifier and then yields no row
@@ -147,10 +179,24 @@ fn create_tenant(
         Tenant::from_row,
     );
     let tenant = inserted.unwrap_or_else(|| raise_conflict(id, identifier, schema_name.as_deref(), database_name.as_deref()));
-    if let Some(details) = provision::provision(&tenant) {
+    if let Some(details) = provision::provision(&tenant, adopt) {
         audit::record_one(Event::new(tenant.id, identifier, "provision", details));
     }
     tenant.row
+}
+
+// The create_tenant of 0.1.0 to 0.3.0, without schema_name: a database not
+// yet updated (ALTER EXTENSION tenancy UPDATE) calls this entry point.
+#[pg_extern(volatile, security_definer, sql = false)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(
+    identifier: Option<&str>,
+    name: Option<&str>,
+    metadata: Option<JsonB>,
+    isolation: Option<isolation>,
+    id: Option<pgrx::Uuid>,
+) -> pgrx::composite_type!('static, "tenants") {
+    create_tenant_with_schema_name(identifier, name, metadata, isolation, id, None)
 }
 
 /// The insert hit a unique index: say which value is taken.

@@ -2,8 +2,9 @@
 //! them, applying them to one tenant, and the pieces `CALL tenancy.migrate()`
 //! (sql/migrate.sql) is made of.
 //!
-//! Migration SQL runs with the extension owner's rights, in the tenant's
-//! schema, as a security-restricted operation with `search_path` set to
+//! Migration SQL runs with the rights of the tenant schema's owner (the
+//! extension owner, unless create_tenant adopted an existing schema), in the
+//! tenant's schema, as a security-restricted operation with `search_path` set to
 //! the tenant schema, `pg_catalog`, `pg_temp` (temporary objects last, so a
 //! caller's temporary table can never stand in for a tenant's).
 //! Registering one is therefore as powerful as being that owner, and
@@ -84,8 +85,13 @@ fn apply(schema: &str, migration: &str) {
     // (with its triggers) would stand in for the tenant's.  A
     // security-restricted operation: migration SQL cannot SET ROLE or leave
     // temporary objects, cursors or listeners behind for the caller.
+    // As the schema's owner: the extension owner for the schemas tenancy
+    // creates, the adopted schema's own owner otherwise, so that code its
+    // owner planted there (a trigger, a function the SQL resolves to) never
+    // runs with the extension owner's rights.
     let path = format!("{}, pg_catalog, pg_temp", quote(schema));
-    crate::settings::scoped(&[(c"search_path", &path)], || crate::access::restricted(|| db::execute_dynamic(&sql)));
+    let owner = crate::access::schema_owner(schema);
+    crate::settings::scoped(&[(c"search_path", &path)], || crate::access::restricted_as(owner, || db::execute_dynamic(&sql)));
 }
 
 /// The migrations not yet applied to the tenant, in registration order.
@@ -165,14 +171,28 @@ pub fn apply_all(t: &Tenant, schema: &str) -> Vec<String> {
     for m in &names {
         apply(schema, m);
     }
+    record_applied(t, &names);
+    names
+}
+
+/// Ledger rows for migrations applied to a tenant in its creating transaction.
+fn record_applied(t: &Tenant, names: &[String]) {
     if !names.is_empty() {
         db::query(
             concat!("WITH ", ledger_cte!(), " SELECT pg_catalog.count(*) FROM ledger"),
             Mode::Write,
-            &[t.id.into(), names.clone().into(), Option::<&str>::None.into(), Option::<&str>::None.into()],
+            &[t.id.into(), names.to_vec().into(), Option::<&str>::None.into(), Option::<&str>::None.into()],
             |_| (),
         );
     }
+}
+
+/// Records every registered migration as applied to a schema tenant whose
+/// schema was adopted with its tables (create_tenant's schema_name): they
+/// describe what the schema holds already.  Returns their names.
+pub fn record_baseline(t: &Tenant) -> Vec<String> {
+    let names = pending(t.id);
+    record_applied(t, &names);
     names
 }
 

@@ -57,6 +57,71 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
     }
 }
 
+/// Whether create_tenant's `schema_name` names a schema to adopt (SPEC §12):
+/// false when no such schema exists (it is created as usual).  An existing
+/// one is refused unless it is no tenant's, belongs to no extension, and the
+/// caller has the privileges of the owner of the schema and of every
+/// relation in it: adopting opens those tables to the tenant's grantees, so
+/// only someone who could grant them may adopt them.  Migrations run in an
+/// adopted schema as its owner (migrations::apply), never with more rights.
+/// The schema is locked against DROP until the caller's transaction ends.
+pub fn check_adoptable(schema: &str) -> bool {
+    let Some(oid) = schema_oid(schema) else { return false };
+    unsafe { pg_sys::LockDatabaseObject(pg_sys::NamespaceRelationId, oid, 0, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    // Dropped while we waited for the lock: nothing to adopt.
+    if schema_oid(schema) != Some(oid) {
+        return false;
+    }
+    let caller = unsafe { pg_sys::GetOuterUserId() };
+    let (tenant, extension, owner, foreign) = db::query_one(
+        "SELECT (SELECT t.identifier FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) n.nspname),
+                (SELECT e.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) n.oid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'e'
+                  LIMIT 1),
+                CASE WHEN NOT pg_catalog.pg_has_role($2, n.nspowner, 'USAGE') THEN n.nspowner::pg_catalog.regrole::text END,
+                (SELECT pg_catalog.format('%s (owned by %s)', c.oid::pg_catalog.regclass, c.relowner::pg_catalog.regrole)
+                   FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid AND NOT pg_catalog.pg_has_role($2, c.relowner, 'USAGE')
+                  ORDER BY c.relname LIMIT 1)
+           FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) $1",
+        Mode::Latest,
+        &[oid.into(), caller.into()],
+        |r| (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3), r.get::<String>(4)),
+    )
+    .unwrap_or_default();
+    if let Some(tenant) = tenant {
+        errors::duplicate(format!("schema name \"{schema}\" is already used by another tenant"))
+            .detail(format!("It is the schema of tenant \"{tenant}\"."))
+            .raise();
+    }
+    if let Some(extension) = extension {
+        errors::unsupported(format!("schema \"{schema}\" belongs to the extension \"{extension}\" and cannot be a tenant's"))
+            .raise();
+    }
+    if let Some(owner) = owner {
+        errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it is owned by role {owner}"))
+            .hint("Only a role with the privileges of the schema's owner may make it a tenant's schema.")
+            .raise();
+    }
+    if let Some(relation) = foreign {
+        errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it holds {relation}"))
+            .detail("Adopting a schema opens its tables to the tenant's grantees.")
+            .hint("Only a role with the privileges of the owner of every table in the schema may adopt it.")
+            .raise();
+    }
+    true
+}
+
+fn schema_oid(schema: &str) -> Option<pg_sys::Oid> {
+    db::query_one(
+        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1",
+        Mode::Latest,
+        &[schema.into()],
+        |r| r.must::<pg_sys::Oid>(1),
+    )
+}
+
 pub fn schema_exists(schema: &str) -> bool {
     db::query_one(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
@@ -115,8 +180,15 @@ fn on_loopback(statement: &str) {
 
 /// Creates what a new tenant needs; returns the audit details of the
 /// `provision` event, or None when there was nothing to create.
-pub fn provision(t: &Tenant) -> Option<Value> {
+/// `adopt`: the schema exists already (check_adoptable): its tables are
+/// kept and every registered migration is recorded as applied, a baseline.
+pub fn provision(t: &Tenant, adopt: bool) -> Option<Value> {
     if let Some(schema) = &t.schema_name {
+        if adopt {
+            access::sync_data_access(t);
+            let baseline = migrations::record_baseline(t);
+            return Some(json!({"schema_name": schema, "adopted": true, "baseline": baseline}));
+        }
         db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
         // Roles granted all tenants get the schema before its tables exist,
         // so default privileges cover what the migrations create.

@@ -118,7 +118,22 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     )
     .unwrap_or(false);
     if !indexed {
-        db::execute_dynamic(&format!("CREATE INDEX ON {t} ({c})"));
+        // CREATE INDEX needs CREATE on the table's schema, which an owner of
+        // a table in someone else's schema (public on PostgreSQL 15 and
+        // later) may lack: then the policy still holds, and the index is the
+        // caller's to make.
+        let create = format!("CREATE INDEX ON {t} ({c})");
+        if may_create_in_schema(tbl) {
+            db::execute_dynamic(&create);
+        } else {
+            errors::warning(format!(
+                "no index of \"{}\" leads with \"{column}\", and this role may not create one in its schema",
+                table.qualified
+            ))
+            .detail("Without one, every statement reads the whole table to find the tenant's rows.")
+            .hint(format!("Ask the schema's owner to run: {create};"))
+            .warn();
+        }
     }
     access::as_owner(|| {
         db::execute(
@@ -128,6 +143,18 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
         );
     });
     warn_side_channels(tbl, &table.qualified, &column, attnum);
+}
+
+/// Whether the calling role has CREATE on the table's schema (CREATE INDEX
+/// asks for it).
+fn may_create_in_schema(tbl: RegClass) -> bool {
+    db::query_one(
+        "SELECT pg_catalog.has_schema_privilege(c.relnamespace, 'CREATE') FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[tbl.0.into()],
+        |r| r.must::<bool>(1),
+    )
+    .unwrap_or(false)
 }
 
 /// WARNING for every index of the table that does not lead with the tenant

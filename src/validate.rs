@@ -168,15 +168,58 @@ pub fn tenant_object_name(prefix: &str, identifier: &str) -> Option<String> {
     (name.len() <= MAX_PG_NAME_BYTES).then_some(name)
 }
 
-/// Whether `name` could be a tenant's schema: every such name is a prefix
-/// (`^[a-z][a-z0-9_]*$`) plus an identifier with `-` turned into `_`, so it is
-/// made of `[a-z0-9_]` and starts with a letter.  Lets set_tenant skip the
-/// catalog lookup for search_path entries like `"$user"`.
+/// Whether `name` could be a tenant's schema: every such name is either a
+/// prefix (`^[a-z][a-z0-9_]*$`) plus an identifier with `-` turned into `_`,
+/// or a `schema_name` given to create_tenant (`check_schema_name`), so it is
+/// made of `[a-z0-9_]` and starts with a letter (the catalog's CHECK holds
+/// every schema_name to that).  Lets set_tenant skip the catalog lookup for
+/// search_path entries like `"$user"`.
 pub fn could_be_tenant_schema(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= MAX_PG_NAME_BYTES
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Why a `schema_name` given to create_tenant is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SchemaNameError {
+    Length(usize),
+    FirstChar,
+    Char(char),
+    Reserved,
+}
+
+impl fmt::Display for SchemaNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaNameError::Length(0) => f.write_str("it is empty"),
+            SchemaNameError::Length(n) => write!(f, "it is {n} bytes long; at most 63 are allowed"),
+            SchemaNameError::FirstChar => f.write_str("it must start with a lowercase letter"),
+            SchemaNameError::Char(c) => write!(f, "{c:?} is not allowed; use lowercase letters, digits and _"),
+            SchemaNameError::Reserved => f.write_str("it is a schema of PostgreSQL or of tenancy"),
+        }
+    }
+}
+
+/// A schema tenant's own schema name (SPEC §12): lowercase letters, digits
+/// and `_`, starting with a letter (as every tenant schema name does, see
+/// `could_be_tenant_schema`), at most 63 bytes (PostgreSQL would truncate a
+/// longer one), not `public`, `tenancy`, `information_schema` nor `pg_*`.
+pub fn check_schema_name(s: &str) -> Result<(), SchemaNameError> {
+    if s.is_empty() || s.len() > MAX_PG_NAME_BYTES {
+        return Err(SchemaNameError::Length(s.len()));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
+        return Err(SchemaNameError::Char(c));
+    }
+    if !s.as_bytes()[0].is_ascii_lowercase() {
+        return Err(SchemaNameError::FirstChar);
+    }
+    if matches!(s, "public" | "tenancy" | "information_schema") || s.starts_with("pg_") {
+        return Err(SchemaNameError::Reserved);
+    }
+    Ok(())
 }
 
 /// What tenancy takes its per-tenant locks for (`db::lock_tenant`).
@@ -417,9 +460,37 @@ mod tests {
                 assert!(could_be_tenant_schema(&name), "{name}");
             }
         }
-        for other in ["$user", "", "Public", "1abc", "my schema", "t\u{e9}", &"a".repeat(64)] {
+        for given in ["tenant_abc", "a1", "x_", "a"] {
+            assert_eq!(check_schema_name(given), Ok(()), "{given}");
+            assert!(could_be_tenant_schema(given), "{given}");
+        }
+        for other in ["$user", "", "Public", "1abc", "_x", "my schema", "t\u{e9}", &"a".repeat(64)] {
             assert!(!could_be_tenant_schema(other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn schema_names_refused() {
+        let long = "a".repeat(64);
+        let cases: &[(&str, SchemaNameError)] = &[
+            ("", SchemaNameError::Length(0)),
+            (&long, SchemaNameError::Length(64)),
+            ("Tenant_abc", SchemaNameError::Char('T')),
+            ("1abc", SchemaNameError::FirstChar),
+            ("_abc", SchemaNameError::FirstChar),
+            ("tenant-abc", SchemaNameError::Char('-')),
+            ("tenant abc", SchemaNameError::Char(' ')),
+            ("t\u{e9}", SchemaNameError::Char('\u{e9}')),
+            ("public", SchemaNameError::Reserved),
+            ("tenancy", SchemaNameError::Reserved),
+            ("information_schema", SchemaNameError::Reserved),
+            ("pg_catalog", SchemaNameError::Reserved),
+            ("pg_temp_3", SchemaNameError::Reserved),
+        ];
+        for (input, want) in cases {
+            assert_eq!(check_schema_name(input).as_ref(), Err(want), "{input:?}");
+        }
+        assert_eq!(check_schema_name(&"a".repeat(63)), Ok(()));
     }
 
     #[test]

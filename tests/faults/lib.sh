@@ -47,6 +47,10 @@ SELECT string_agg(format('%s|%s|%s', tenant_id, migration, status), ';' ORDER BY
 SELECT string_agg(format('%s|%s', tbl, tenant_column), ';') FROM tenancy.rls_tables;
 SELECT string_agg(format('%s|%s', tenant_id, item), ';' ORDER BY id) FROM orders;
 SELECT string_agg(body, ',') FROM tenant_schema_one.notes;
+-- A DBA's grants on the lifecycle API (0.4.0 replaces create_tenant).
+SELECT string_agg(format('%s|%s|%s', p.proname, a.grantee::regrole, a.is_grantable), ';' ORDER BY p.proname, a.grantee::regrole::text)
+  FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.pronamespace = 'tenancy'::regnamespace AND p.proname IN ('create_tenant', 'update_tenant') AND a.grantee <> p.proowner;
 SQL
 }
 
@@ -73,6 +77,8 @@ INSERT INTO orders (tenant_id, item) VALUES ('00000000-0000-7000-8000-0000000000
                                             ('00000000-0000-7000-8000-000000000002', 'rocket');
 GRANT SELECT, INSERT ON orders TO dump_app;
 GRANT USAGE ON SEQUENCE orders_id_seq TO dump_app;
+GRANT EXECUTE ON FUNCTION tenancy.create_tenant TO dump_app WITH GRANT OPTION;
+GRANT EXECUTE ON FUNCTION tenancy.update_tenant TO dump_app;
 INSERT INTO tenant_schema_one.notes (body) VALUES ('kept');
 SQL
 }

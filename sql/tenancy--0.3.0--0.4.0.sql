@@ -1,0 +1,62 @@
+-- tenancy 0.3.0 -> 0.4.0
+
+-- create_tenant gains schema_name (SPEC §12).  A new argument is a new
+-- function to PostgreSQL, so the 0.3.0 one goes (keeping both would make
+-- every call that leaves out id ambiguous), and the EXECUTE privileges a DBA
+-- gave on it are given again on the new one.  Those grants are the DBA's,
+-- not the extension's: pg_init_privs is put back to what a fresh install
+-- records, so that pg_dump keeps dumping them.
+SELECT pg_catalog.set_config('tenancy_upgrade.create_tenant_acl',
+           COALESCE((SELECT p.proacl FROM pg_catalog.pg_proc p
+                      WHERE p.oid OPERATOR(pg_catalog.=) 'tenancy.create_tenant(text, text, jsonb, tenancy.isolation, uuid)'::pg_catalog.regprocedure),
+                    '{}')::pg_catalog.text,
+           true);
+
+DROP FUNCTION tenancy.create_tenant(text, text, jsonb, tenancy.isolation, uuid);
+
+CREATE FUNCTION tenancy."create_tenant"(
+	"identifier" TEXT,
+	"name" TEXT,
+	"metadata" jsonb DEFAULT '{}',
+	"isolation" tenancy.isolation DEFAULT NULL,
+	"id" uuid DEFAULT NULL,
+	"schema_name" name DEFAULT NULL
+) RETURNS tenancy.tenants
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_tenant_with_schema_name_wrapper';
+
+REVOKE EXECUTE ON FUNCTION tenancy.create_tenant(text, text, jsonb, tenancy.isolation, uuid, name) FROM PUBLIC;
+
+DO $do$
+DECLARE
+    fn constant pg_catalog.oid := 'tenancy.create_tenant(text, text, jsonb, tenancy.isolation, uuid, name)'::pg_catalog.regprocedure;
+    initial pg_catalog.aclitem[];
+    g record;
+BEGIN
+    SELECT p.initprivs INTO initial FROM pg_catalog.pg_init_privs p
+     WHERE p.objoid OPERATOR(pg_catalog.=) fn AND p.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass;
+    -- Given again by the function's owner (a grant made by another holder of
+    -- the grant option becomes the owner's).
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.aclexplode(pg_catalog.current_setting('tenancy_upgrade.create_tenant_acl')::pg_catalog.aclitem[]) a
+         WHERE a.grantee OPERATOR(pg_catalog.<>) a.grantor AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) fn)
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
+            fn::pg_catalog.regprocedure,
+            CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::pg_catalog.text END,
+            CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs p SET initprivs = initial
+     WHERE p.objoid OPERATOR(pg_catalog.=) fn AND p.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass;
+END
+$do$;
+
+-- Tenant schemas from 0.3.0 are the extension owner's, whose default
+-- privileges grant_tenant set (ALTER DEFAULT PRIVILEGES without FOR ROLE, as
+-- that owner): the same entries 0.4.0 writes with FOR ROLE the schema's
+-- owner, so nothing else changes.

@@ -1,0 +1,166 @@
+-- SPEC §12: create_tenant(…, schema_name => …) names a schema tenant's
+-- schema, and adopts an existing schema as a baseline: its tables are kept
+-- and every registered migration is recorded as applied.  Adopting opens a
+-- schema's tables to the tenant's grantees and later migrations run in it,
+-- so who may adopt what, and with whose rights migrations run there, are
+-- tested as carefully as the happy path.
+\set VERBOSITY default
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS tenancy CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION tenancy;
+CREATE FUNCTION pg_temp.error_of(sql text) RETURNS TABLE (sqlstate text, message text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE sql;
+  RETURN QUERY SELECT 'ok'::text, ''::text;
+EXCEPTION WHEN OTHERS THEN
+  RETURN QUERY SELECT SQLSTATE::text, SQLERRM::text;
+END $$;
+SELECT name FROM tenancy.add_migration('001_invoices', 'CREATE TABLE invoices (id serial PRIMARY KEY, total numeric)');
+
+--------------------------------------------------------------------------
+-- Bad input: 22023, nothing created.
+--------------------------------------------------------------------------
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'Tenant_bad')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'tenant-bad')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => '')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'public')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'tenancy')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'information_schema')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'schema', schema_name => 'pg_toast')$$);
+-- Only schema tenants have a schema: rls and database tenants refuse it,
+-- also when the isolation comes from tenancy.default_isolation.
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'rls', schema_name => 'tenant_bad')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', isolation => 'database', schema_name => 'tenant_bad')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('bad', 'Bad', schema_name => 'tenant_bad')$$);
+SET tenancy.default_isolation = 'schema';
+SELECT identifier, isolation, schema_name FROM tenancy.create_tenant('by-default', 'By default', schema_name => 'by_default_home');
+RESET tenancy.default_isolation;
+SELECT count(*) AS bad_tenants FROM tenancy.tenants WHERE identifier = 'bad';
+SELECT count(*) AS bad_schemas FROM pg_namespace WHERE nspname = 'tenant_bad';
+
+--------------------------------------------------------------------------
+-- A new name: the schema is created under it and migrated as usual.
+--------------------------------------------------------------------------
+SELECT identifier, schema_name FROM tenancy.create_tenant('fresh', 'Fresh', isolation => 'schema', schema_name => 'fresh_home');
+SELECT count(*) AS invoices_rows FROM fresh_home.invoices;
+SELECT l.migration, l.status FROM tenancy.migration_ledger l JOIN tenancy.tenants t ON t.id = l.tenant_id WHERE t.identifier = 'fresh';
+-- A name starts with a letter, like every tenant schema's (set_tenant
+-- relies on it to recognise tenant schemas on search_path).
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('nine', 'Nine', isolation => 'schema', schema_name => '9lives')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('nine', 'Nine', isolation => 'schema', schema_name => '_nine')$$);
+SELECT identifier, schema_name FROM tenancy.create_tenant('nine', 'Nine', isolation => 'schema', schema_name => 'n9_lives');
+-- The name is the tenant's: another tenant may not have it (23505), not
+-- even once the first is soft-deleted.
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('thief', 'Thief', isolation => 'schema', schema_name => 'fresh_home')$$);
+SELECT tenancy.delete_tenant((tenancy.tenant_by_identifier('nine')).id);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('thief', 'Thief', isolation => 'schema', schema_name => 'n9_lives')$$);
+
+--------------------------------------------------------------------------
+-- Adoption: a schema fastapi-tenancy (or anyone) made, with its tables
+-- and rows, owned by the application's own role.
+--------------------------------------------------------------------------
+CREATE ROLE ad_owner NOLOGIN;
+CREATE ROLE ad_reader NOLOGIN;
+CREATE SCHEMA tenant_hooli AUTHORIZATION ad_owner;
+SET ROLE ad_owner;
+CREATE TABLE tenant_hooli.invoices (id serial PRIMARY KEY, total numeric);
+INSERT INTO tenant_hooli.invoices (total) VALUES (10), (20);
+-- What ran who: a trigger of the schema's owner records the role it runs as.
+CREATE TABLE tenant_hooli.ran_as (who name, superuser boolean);
+CREATE FUNCTION tenant_hooli.note_role() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO tenant_hooli.ran_as SELECT current_user, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER note_role BEFORE INSERT ON tenant_hooli.invoices FOR EACH ROW EXECUTE FUNCTION tenant_hooli.note_role();
+RESET ROLE;
+-- In a transaction that rolls back: nothing is left but the schema as it was.
+BEGIN;
+SELECT identifier, schema_name FROM tenancy.create_tenant('hooli', 'Hooli', isolation => 'schema', schema_name => 'tenant_hooli');
+ROLLBACK;
+SELECT count(*) AS tenants_named_hooli FROM tenancy.tenants WHERE identifier = 'hooli';
+SELECT count(*) AS invoices_kept FROM tenant_hooli.invoices;
+SELECT identifier, schema_name FROM tenancy.create_tenant('hooli', 'Hooli', isolation => 'schema', schema_name => 'tenant_hooli');
+-- Tables and rows kept; every registered migration recorded, none run.
+SELECT count(*) AS invoices_kept FROM tenant_hooli.invoices;
+SELECT l.migration, l.status FROM tenancy.migration_ledger l JOIN tenancy.tenants t ON t.id = l.tenant_id WHERE t.identifier = 'hooli';
+SELECT a.details FROM tenancy.audit_log a JOIN tenancy.tenants t ON t.id = a.tenant_id
+ WHERE t.identifier = 'hooli' AND a.action = 'provision';
+SELECT nspowner::regrole AS still_owned_by FROM pg_namespace WHERE nspname = 'tenant_hooli';
+-- The tenant's grantees get its tables, and the tables later migrations make.
+SELECT tenancy.grant_tenant('ad_reader', (tenancy.tenant_by_identifier('hooli')).id);
+-- A later migration runs in the adopted schema as the schema's owner: the
+-- owner's trigger never runs with the extension owner's rights.
+SELECT name FROM tenancy.add_migration('002_more', 'INSERT INTO invoices (total) VALUES (30); CREATE TABLE later (id int)');
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.migrate_tenant((tenancy.tenant_by_identifier('hooli')).id)$$);
+SELECT who, superuser FROM tenant_hooli.ran_as;
+SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'tenant_hooli' ORDER BY 1;
+SET ROLE ad_reader;
+SELECT identifier FROM tenancy.set_tenant('hooli');
+SELECT count(*) AS invoices_seen FROM invoices;
+SELECT count(*) AS later_seen FROM later;
+SELECT tenancy.clear_tenant();
+RESET ROLE;
+-- A rename keeps the schema's name.
+SELECT identifier, schema_name FROM tenancy.update_tenant((tenancy.tenant_by_identifier('hooli')).id, identifier => 'hooli-xyz');
+
+--------------------------------------------------------------------------
+-- Who may adopt: a tenant admin below superuser adopts only a schema whose
+-- owner's privileges it has, and only if it has those of every table's
+-- owner in it (else grant_tenant would hand out tables it could not grant).
+--------------------------------------------------------------------------
+CREATE ROLE ad_admin NOLOGIN;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO ad_admin;
+CREATE SCHEMA payroll;
+CREATE TABLE payroll.salaries (who text, amount numeric);
+CREATE ROLE ad_app NOLOGIN;
+GRANT ad_app TO ad_admin;
+CREATE SCHEMA tenant_mixed AUTHORIZATION ad_app;
+CREATE TABLE tenant_mixed.salaries (who text, amount numeric);   -- owned by the superuser
+CREATE SCHEMA tenant_ours AUTHORIZATION ad_app;
+CREATE TABLE tenant_ours.notes (body text);
+ALTER TABLE tenant_ours.notes OWNER TO ad_app;
+SET ROLE ad_admin;
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('grab', 'Grab', isolation => 'schema', schema_name => 'payroll')$$);
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('grab', 'Grab', isolation => 'schema', schema_name => 'tenant_mixed')$$);
+SELECT identifier, schema_name FROM tenancy.create_tenant('ours', 'Ours', isolation => 'schema', schema_name => 'tenant_ours');
+RESET ROLE;
+-- A schema an extension owns is never a tenant's.
+CREATE SCHEMA ext_owned;
+ALTER EXTENSION tenancy ADD SCHEMA ext_owned;
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('ext', 'Ext', isolation => 'schema', schema_name => 'ext_owned')$$);
+ALTER EXTENSION tenancy DROP SCHEMA ext_owned;
+DROP SCHEMA ext_owned;
+SELECT count(*) AS refused_tenants FROM tenancy.tenants WHERE identifier IN ('grab', 'ext');
+
+--------------------------------------------------------------------------
+-- destroy_data drops an adopted schema like any tenant schema.
+--------------------------------------------------------------------------
+SET tenancy.soft_delete = off;
+SELECT tenancy.delete_tenant((tenancy.tenant_by_identifier('hooli-xyz')).id, destroy_data => true);
+SELECT count(*) AS hooli_schema_left FROM pg_namespace WHERE nspname = 'tenant_hooli';
+SELECT count(tenancy.delete_tenant(id, destroy_data => true)) FROM tenancy.tenants;
+RESET tenancy.soft_delete;
+
+--------------------------------------------------------------------------
+-- enable_rls by a table owner without CREATE on the table's schema (public
+-- on PostgreSQL 15): the policy is installed, and the index it cannot make
+-- is a WARNING naming the statement to run, not an error.
+--------------------------------------------------------------------------
+CREATE TABLE public.ad_orders (id int, tenant_id uuid NOT NULL, item text);
+ALTER TABLE public.ad_orders OWNER TO ad_owner;
+GRANT EXECUTE ON FUNCTION tenancy.enable_rls TO ad_owner;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;   -- PostgreSQL 15's default; explicit for older servers
+SET ROLE ad_owner;
+SELECT tenancy.enable_rls('public.ad_orders');
+RESET ROLE;
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'public.ad_orders'::regclass;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'public.ad_orders'::regclass;
+DROP TABLE public.ad_orders;
+
+DROP SCHEMA payroll CASCADE;
+DROP SCHEMA tenant_mixed CASCADE;
+DROP EXTENSION tenancy;
+DROP ROLE ad_owner, ad_reader, ad_admin, ad_app;
