@@ -11,12 +11,13 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import APP, new_tenant
+from conftest import ADMIN, APP, new_tenant
 from fastapi_tenancy import InMemoryTenantStore, IsolationStrategy, TenantNotFoundError, TenantStatus
 
 from tenancy_store import (
     ID_KEY,
     ID_NAMESPACE,
+    TenantAccessDeniedError,
     TenantAlreadyExistsError,
     check_rate_limit,
     tenancy_id,
@@ -216,10 +217,22 @@ async def schema_name_arg(su: psycopg.AsyncConnection) -> None:
 async def test_a_schema_tenant_adopts_its_existing_schema(store, su, notes_migration, schema_name_arg) -> None:
     # What a fastapi-tenancy application has: a schema of its own naming,
     # with the table the migration would make, and data in it.
+    # The store's role may adopt only what it could grant: a schema (and
+    # tables) owned by a role whose privileges it has; here its own.
     await su.execute("DROP SCHEMA IF EXISTS tenant_abc CASCADE")
-    await su.execute("CREATE SCHEMA tenant_abc")
+    await su.execute(f"CREATE SCHEMA tenant_abc AUTHORIZATION {ADMIN}")
     await su.execute("CREATE TABLE tenant_abc.notes (id serial PRIMARY KEY, body text NOT NULL)")
+    await su.execute(f"ALTER TABLE tenant_abc.notes OWNER TO {ADMIN}")
     await su.execute("INSERT INTO tenant_abc.notes (body) VALUES ('kept')")
+    # A schema of someone else's is refused (42501), and nothing is created.
+    await su.execute("DROP SCHEMA IF EXISTS tenant_theirs CASCADE")
+    await su.execute("CREATE SCHEMA tenant_theirs")
+    with pytest.raises(TenantAccessDeniedError, match="tenant_theirs"):
+        await store.create(
+            new_tenant("theirs", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="tenant_theirs")
+        )
+    await su.execute("DROP SCHEMA tenant_theirs")
+    assert await store.count() == 0
     t = await store.create(
         new_tenant("abc-corp", id="tenant-abc", isolation_strategy=IsolationStrategy.SCHEMA, schema_name="tenant_abc")
     )
