@@ -49,4 +49,38 @@ SELECT identifier, name FROM tenancy.search_tenants('zebra');
 SELECT identifier, name FROM tenancy.search_tenants('Q', 3);
 SELECT count(*) FROM tenancy.search_tenants('', 5000);
 
+-- What each query reads (its plans, in counts that do not depend on costs):
+-- the table's and its indexes' scan counters of this transaction, before
+-- and after one search_tenants(q, 10).  No query reads the whole table (no
+-- sequential scan; at most the 1,000-identifier window plus the key index's
+-- few candidates), also the unselective ones an admin search box sends first:
+-- one character, a prefix every identifier shares, a common word.
+CREATE FUNCTION pg_temp.reads(q text) RETURNS TABLE (seq_scans bigint, heap_rows bigint, index_rows bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t constant oid := 'tenancy.tenants'::regclass;
+  s0 bigint; h0 bigint; i0 bigint;
+BEGIN
+  SELECT pg_stat_get_xact_numscans(t), pg_stat_get_xact_tuples_returned(t) + pg_stat_get_xact_tuples_fetched(t),
+         (SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index WHERE indrelid = t)
+    INTO s0, h0, i0;
+  PERFORM count(*) FROM tenancy.search_tenants(q, 10);
+  RETURN QUERY
+  SELECT pg_stat_get_xact_numscans(t) - s0, pg_stat_get_xact_tuples_returned(t) + pg_stat_get_xact_tuples_fetched(t) - h0,
+         (SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index WHERE indrelid = t)::bigint - i0;
+END $$;
+SELECT q, r.* FROM unnest(ARRAY['a', 'T', 'q', 'x', '-', '9', 'tnt', 'TNT-', 'tnt-1', 'shop', 'company', 'number 12',
+                                'acme', 'ny', 'co', 'zebra', 'ebra', '%', '_', ' ', 'zzzz', 'nothing-here', '300']) q,
+                  pg_temp.reads(q) r;
+-- The hand-written query an admin tool would send reads every row.
+CREATE FUNCTION pg_temp.ilike_reads(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE t constant oid := 'tenancy.tenants'::regclass; h0 bigint;
+BEGIN
+  h0 := pg_stat_get_xact_tuples_returned(t);
+  PERFORM count(*) FROM (SELECT 1 FROM tenancy.tenants WHERE identifier ILIKE '%' || q || '%' OR name ILIKE '%' || q || '%'
+                          ORDER BY identifier LIMIT 10) s;
+  RETURN pg_stat_get_xact_tuples_returned(t) - h0;
+END $$;
+SELECT pg_temp.ilike_reads('nothing-here') AS ilike_heap_rows;
+
 DELETE FROM tenancy.tenants;
