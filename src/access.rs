@@ -253,6 +253,54 @@ fn quote(ident: &str) -> String {
 
 /// Lets `role` use a schema tenant's schema and its tables, now and for the
 /// tables later migrations create (which run as the extension owner).
+/// Makes an adopted schema tenancy's to open and close, like the schemas it
+/// creates: every privilege on the schema, its tables and sequences, and
+/// the owner's default privileges in it, held by PUBLIC or by any role but
+/// the object's owner, is revoked (the tenant's grantees get theirs back
+/// from `sync_data_access`, and lose them when the tenant is suspended).
+/// Returns the roles that lost privileges, PUBLIC as "PUBLIC".
+pub fn take_over_schema(schema: &str) -> Vec<String> {
+    let roles = db::query(
+        "WITH acl AS (
+             SELECT n.nspowner AS owner, n.nspacl AS acl FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1
+             UNION ALL
+             SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) $1
+             UNION ALL
+             SELECT a.attacl_owner, a.attacl FROM (
+                 SELECT c.relowner AS attacl_owner, t.attacl FROM pg_catalog.pg_attribute t
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.attrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                  WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.attacl IS NOT NULL) a
+             UNION ALL
+             SELECT d.defaclrole, d.defaclacl FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.defaclnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) $1)
+         SELECT DISTINCT CASE WHEN e.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+           FROM acl, pg_catalog.aclexplode(acl.acl) e
+           LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.grantee
+          WHERE acl.acl IS NOT NULL AND e.grantee OPERATOR(pg_catalog.<>) acl.owner
+            AND (e.grantee OPERATOR(pg_catalog.=) 0 OR r.oid IS NOT NULL)
+          ORDER BY 1",
+        Mode::Write,
+        &[schema.into()],
+        |r| r.must::<String>(1),
+    );
+    if roles.is_empty() {
+        return roles;
+    }
+    let (s, o, from) = (quote(schema), quote(&role_name(schema_owner(schema))), roles.join(", "));
+    db::execute_dynamic(&format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {from} CASCADE;
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {from} CASCADE;
+         REVOKE ALL ON SCHEMA {s} FROM {from} CASCADE;
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TABLES FROM {from};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {from};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON FUNCTIONS FROM {from};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TYPES FROM {from};"
+    ));
+    roles
+}
+
 /// The default privileges are those of the schema's owner, who creates the
 /// tables its migrations make (migrations::apply).
 fn grant_schema(schema: &str, role: &str) {

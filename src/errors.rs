@@ -43,6 +43,15 @@ impl TenancyError {
     pub fn warn(self) {
         self.report().report(PgLogLevel::WARNING);
     }
+    /// Reports it as a NOTICE (with its DETAIL and HINT) and goes on.
+    pub fn tell(self) {
+        self.report().report(PgLogLevel::NOTICE);
+    }
+}
+
+/// 00000: a NOTICE, what a call did that its caller should know.
+pub fn notice(message: impl Into<String>) -> TenancyError {
+    TenancyError::new(Code::ERRCODE_SUCCESSFUL_COMPLETION, message)
 }
 
 /// 01000: a WARNING that goes on.

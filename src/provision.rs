@@ -185,9 +185,20 @@ fn on_loopback(statement: &str) {
 pub fn provision(t: &Tenant, adopt: bool) -> Option<Value> {
     if let Some(schema) = &t.schema_name {
         if adopt {
+            let revoked = access::take_over_schema(schema);
             access::sync_data_access(t);
             let baseline = migrations::record_baseline(t);
-            return Some(json!({"schema_name": schema, "adopted": true, "baseline": baseline}));
+            let mut said = errors::notice(format!(
+                "schema \"{schema}\" adopted with its tables; migrations recorded as applied without running: {}",
+                if baseline.is_empty() { "none".to_string() } else { baseline.join(", ") }
+            ));
+            if !revoked.is_empty() {
+                said = said
+                    .detail(format!("Privileges on the schema and its tables were revoked from {}.", revoked.join(", ")))
+                    .hint("The tenant's grantees have them while the tenant is active; grant_tenant gives them to a role.");
+            }
+            said.tell();
+            return Some(json!({"schema_name": schema, "adopted": true, "baseline": baseline, "revoked_from": revoked}));
         }
         db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
         // Roles granted all tenants get the schema before its tables exist,

@@ -63,6 +63,7 @@ SELECT * FROM pg_temp.error_of($$SELECT tenancy.create_tenant('thief', 'Thief', 
 --------------------------------------------------------------------------
 CREATE ROLE ad_owner NOLOGIN;
 CREATE ROLE ad_reader NOLOGIN;
+CREATE ROLE ad_stranger NOLOGIN;
 CREATE SCHEMA tenant_hooli AUTHORIZATION ad_owner;
 SET ROLE ad_owner;
 CREATE TABLE tenant_hooli.invoices (id serial PRIMARY KEY, total numeric);
@@ -75,12 +76,18 @@ BEGIN
   RETURN NEW;
 END $$;
 CREATE TRIGGER note_role BEFORE INSERT ON tenant_hooli.invoices FOR EACH ROW EXECUTE FUNCTION tenant_hooli.note_role();
+-- The application opened it to everyone; and it set default privileges.
+GRANT USAGE ON SCHEMA tenant_hooli TO PUBLIC;
+GRANT SELECT ON tenant_hooli.invoices TO PUBLIC;
+GRANT SELECT (total) ON tenant_hooli.invoices TO ad_stranger;
+ALTER DEFAULT PRIVILEGES IN SCHEMA tenant_hooli GRANT SELECT ON TABLES TO ad_stranger;
 RESET ROLE;
 -- In a transaction that rolls back: nothing is left but the schema as it was.
 BEGIN;
 SELECT identifier, schema_name FROM tenancy.create_tenant('hooli', 'Hooli', isolation => 'schema', schema_name => 'tenant_hooli');
 ROLLBACK;
 SELECT count(*) AS tenants_named_hooli FROM tenancy.tenants WHERE identifier = 'hooli';
+SELECT has_table_privilege('ad_stranger', 'tenant_hooli.invoices', 'SELECT') AS privileges_as_they_were;
 SELECT count(*) AS invoices_kept FROM tenant_hooli.invoices;
 SELECT identifier, schema_name FROM tenancy.create_tenant('hooli', 'Hooli', isolation => 'schema', schema_name => 'tenant_hooli');
 -- Tables and rows kept; every registered migration recorded, none run.
@@ -89,6 +96,18 @@ SELECT l.migration, l.status FROM tenancy.migration_ledger l JOIN tenancy.tenant
 SELECT a.details FROM tenancy.audit_log a JOIN tenancy.tenants t ON t.id = a.tenant_id
  WHERE t.identifier = 'hooli' AND a.action = 'provision';
 SELECT nspowner::regrole AS still_owned_by FROM pg_namespace WHERE nspname = 'tenant_hooli';
+-- Tenancy opens and closes it from now on: no privilege of PUBLIC or of any
+-- other role is left (on the schema, its tables and columns, or in the
+-- owner's default privileges).
+SET ROLE ad_stranger;
+SELECT * FROM pg_temp.error_of($$SELECT count(*) FROM tenant_hooli.invoices$$);
+RESET ROLE;
+SELECT count(*) AS privileges_left FROM (
+  SELECT aclexplode(nspacl) e, nspowner AS owner FROM pg_namespace WHERE nspname = 'tenant_hooli'
+  UNION ALL SELECT aclexplode(relacl), relowner FROM pg_class WHERE relnamespace = 'tenant_hooli'::regnamespace
+  UNION ALL SELECT aclexplode(attacl), c.relowner FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relnamespace = 'tenant_hooli'::regnamespace
+  UNION ALL SELECT aclexplode(defaclacl), defaclrole FROM pg_default_acl WHERE defaclnamespace = 'tenant_hooli'::regnamespace) x
+ WHERE (x.e).grantee <> x.owner;
 -- The tenant's grantees get its tables, and the tables later migrations make.
 SELECT tenancy.grant_tenant('ad_reader', (tenancy.tenant_by_identifier('hooli')).id);
 -- A later migration runs in the adopted schema as the schema's owner: the
@@ -103,6 +122,12 @@ SELECT count(*) AS invoices_seen FROM invoices;
 SELECT count(*) AS later_seen FROM later;
 SELECT tenancy.clear_tenant();
 RESET ROLE;
+-- Suspended, it is closed to its grantees too.
+SELECT status FROM tenancy.suspend_tenant((tenancy.tenant_by_identifier('hooli')).id);
+SET ROLE ad_reader;
+SELECT * FROM pg_temp.error_of($$SELECT count(*) FROM tenant_hooli.invoices$$);
+RESET ROLE;
+SELECT status FROM tenancy.activate_tenant((tenancy.tenant_by_identifier('hooli')).id);
 -- A rename keeps the schema's name.
 SELECT identifier, schema_name FROM tenancy.update_tenant((tenancy.tenant_by_identifier('hooli')).id, identifier => 'hooli-xyz');
 
@@ -163,4 +188,4 @@ DROP TABLE public.ad_orders;
 DROP SCHEMA payroll CASCADE;
 DROP SCHEMA tenant_mixed CASCADE;
 DROP EXTENSION tenancy;
-DROP ROLE ad_owner, ad_reader, ad_admin, ad_app;
+DROP ROLE ad_owner, ad_reader, ad_stranger, ad_admin, ad_app;
