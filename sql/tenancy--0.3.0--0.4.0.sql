@@ -22,7 +22,7 @@ CREATE FUNCTION tenancy."create_tenant"(
 	"id" uuid DEFAULT NULL,
 	"schema_name" name DEFAULT NULL
 ) RETURNS tenancy.tenants
-VOLATILE SECURITY DEFINER
+VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'create_tenant_with_schema_name_wrapper';
@@ -60,3 +60,20 @@ $do$;
 -- privileges grant_tenant set (ALTER DEFAULT PRIVILEGES without FOR ROLE, as
 -- that owner): the same entries 0.4.0 writes with FOR ROLE the schema's
 -- owner, so nothing else changes.
+
+-- add_migration and create_tenant decide on the role that called them
+-- (add_migration: may it register SQL that runs as the owner; create_tenant:
+-- may it adopt a schema).  Inside a SECURITY DEFINER function that role is
+-- no longer known, and the session's role is not it when code runs as
+-- another role in that session (a trigger, an index expression under a
+-- superuser's ANALYZE).  So both are SECURITY INVOKER now and switch to the
+-- owner themselves, after noting who called (src/access.rs, definer).
+-- CREATE OR REPLACE keeps add_migration's privileges.
+CREATE OR REPLACE FUNCTION tenancy."add_migration"(
+	"name" TEXT,
+	"sql" TEXT
+) RETURNS tenancy.migrations
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'add_migration_as_caller_wrapper';

@@ -86,6 +86,40 @@ fn switched<R>(role: pg_sys::Oid, flags: i32, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs `f` as the owner of tenancy's catalog, as SECURITY DEFINER would,
+/// and tells it who called: the current user on entry.  For the functions
+/// whose decision depends on the caller (add_migration, create_tenant's
+/// adoption): inside a SECURITY DEFINER function PostgreSQL no longer shows
+/// who called it, and the session's role (GetOuterUserId) is not the caller
+/// when code runs as another role within that session (a trigger, an index
+/// expression during a superuser's ANALYZE, a SECURITY DEFINER function).
+/// Such functions are SECURITY INVOKER in SQL and call this first.
+pub fn definer<R>(f: impl FnOnce(Caller) -> R) -> R {
+    let caller = Caller {
+        role: unsafe { pg_sys::GetUserId() },
+        restricted: unsafe { pg_sys::InSecurityRestrictedOperation() },
+    };
+    switched(crate::direct::catalog_owner(), pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32, || f(caller))
+}
+
+/// Who called a [`definer`] function.
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub role: pg_sys::Oid,
+    /// Called from inside a security-restricted operation (maintenance
+    /// code, or code tenancy runs as a table's or schema's owner): never
+    /// where a decision that hands out rights is taken.
+    pub restricted: bool,
+}
+
+impl Caller {
+    /// Whether the caller has the privileges of `role` (and is not inside a
+    /// security-restricted operation).
+    pub fn has_privs_of(&self, role: pg_sys::Oid) -> bool {
+        !self.restricted && unsafe { pg_sys::has_privs_of_role(self.role, role) }
+    }
+}
+
 /// The role that owns the extension (and so its catalog and tenant schemas).
 pub fn extension_owner() -> pg_sys::Oid {
     db::query_one(

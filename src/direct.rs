@@ -91,6 +91,22 @@ fn lookup_relation(name: &CStr) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
+/// The owner of tenancy's catalog (`tenancy.tenants`), who owns the
+/// extension's functions and tables: the role SECURITY DEFINER functions of
+/// tenancy run as.  A relation cache read, no query.
+pub fn catalog_owner() -> pg_sys::Oid {
+    let table = relation_oid(c"tenants");
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(table));
+        if tuple.is_null() {
+            crate::errors::internal("relation tenancy.tenants is missing");
+        }
+        let owner = (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_class)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
 /// The OID of the schema `tenancy`, if the extension is there.
 fn tenancy_namespace() -> Option<pg_sys::Oid> {
     let nsp = unsafe { pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true) };

@@ -111,7 +111,9 @@ fn check_schema_name(given: String, iso: isolation) -> String {
 /// Create a tenant: validate, insert, provision its schema or database,
 /// audit and notify, all or nothing in the caller's transaction.  The C
 /// symbol is new in 0.4.0 (schema_name); `create_tenant` below keeps 0.3.0's.
-#[pg_extern(name = "create_tenant", volatile, security_definer, requires = ["catalog"])]
+/// SECURITY INVOKER in SQL: it runs as the catalog's owner through
+/// `access::definer`, which tells it who called, for the adoption's check.
+#[pg_extern(name = "create_tenant", volatile, requires = ["catalog"])]
 #[search_path(pg_catalog, pg_temp)]
 fn create_tenant_with_schema_name(
     identifier: Option<&str>,
@@ -120,6 +122,18 @@ fn create_tenant_with_schema_name(
     isolation: default!(Option<isolation>, "NULL"),
     id: default!(Option<pgrx::Uuid>, "NULL"),
     schema_name: default!(Option<Name>, "NULL"),
+) -> pgrx::composite_type!('static, "tenants") {
+    access::definer(|caller| create(caller, identifier, name, metadata, isolation, id, schema_name))
+}
+
+fn create(
+    caller: access::Caller,
+    identifier: Option<&str>,
+    name: Option<&str>,
+    metadata: Option<JsonB>,
+    isolation: Option<isolation>,
+    id: Option<pgrx::Uuid>,
+    schema_name: Option<Name>,
 ) -> pgrx::composite_type!('static, "tenants") {
     let identifier = required(identifier, "identifier");
     let name = required(name, "name");
@@ -139,7 +153,7 @@ fn create_tenant_with_schema_name(
     };
     // A schema named by the caller may exist already: it is adopted (after
     // the checks of provision::check_adoptable).  A derived name never is.
-    let adopt = given.is_some_and(|s| provision::check_adoptable(&s));
+    let adopt = given.is_some_and(|s| provision::check_adoptable(&s, caller));
     if !adopt {
         provision::check_available(iso, schema_name.as_deref(), database_name.as_deref());
     }

@@ -27,9 +27,34 @@ fn quote(ident: &str) -> String {
 
 /// Register a migration; it runs in every schema tenant, new ones at
 /// creation and existing ones at the next `CALL tenancy.migrate()`.
-#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+/// SECURITY INVOKER in SQL: it runs as the catalog's owner through
+/// `access::definer`, which tells it who called (see check_owner_rights).
+#[pg_extern(name = "add_migration", volatile, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn add_migration_as_caller(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
+    crate::access::definer(|caller| register_migration(caller, name, sql))
+}
+
+/// 0.1.0 to 0.3.0's entry point, SECURITY DEFINER in their SQL, for a
+/// database not yet updated: there the caller is unknown, so the session's
+/// role is checked as before, and never from inside a security-restricted
+/// operation (the trigger and index-expression routes to a superuser's
+/// session).  ALTER EXTENSION tenancy UPDATE moves to the entry above.
+#[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
 fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
+    let caller = crate::access::Caller {
+        role: unsafe { pg_sys::GetOuterUserId() },
+        restricted: unsafe { pg_sys::InSecurityRestrictedOperation() },
+    };
+    register_migration(caller, name, sql)
+}
+
+fn register_migration(
+    caller: crate::access::Caller,
+    name: Option<&str>,
+    sql: Option<&str>,
+) -> pgrx::composite_type!('static, "migrations") {
     let name = required(name, "name");
     let sql = required(sql, "sql");
     let n = name.chars().count();
@@ -43,7 +68,7 @@ fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!
     if sql.trim_matches(|c: char| c.is_whitespace() || c == ';').is_empty() {
         errors::invalid(format!("migration \"{}\" has no SQL", errors::shown(name))).raise();
     }
-    check_owner_rights();
+    check_owner_rights(caller);
     let row = db::query_one(
         "INSERT INTO tenancy.migrations AS m (name, sql) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING m",
         Mode::Write,
@@ -57,13 +82,14 @@ fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!
     })
 }
 
-/// Migration SQL runs as the extension owner: only a role with the owner's
-/// privileges may register it.
-fn check_owner_rights() {
-    let session_role = unsafe { pg_sys::GetOuterUserId() };
-    let owner = crate::access::extension_owner();
-    let allowed = unsafe { pg_sys::has_privs_of_role(session_role, owner) };
-    if !allowed {
+/// Migration SQL runs as the extension owner in the schemas tenancy creates:
+/// only a role with the owner's privileges may register it, checked on the
+/// role that called add_migration (not the session's: code that runs as
+/// another role inside a superuser's session, a trigger or an index
+/// expression, must not borrow the superuser's rights), and never from
+/// inside a security-restricted operation.
+fn check_owner_rights(caller: crate::access::Caller) {
+    if !caller.has_privs_of(crate::direct::catalog_owner()) {
         errors::forbidden("only a role with the privileges of the tenancy extension's owner may register migrations")
             .detail("Migration SQL runs with the extension owner's rights in every schema tenant.")
             .raise();

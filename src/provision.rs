@@ -65,14 +65,18 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
 /// only someone who could grant them may adopt them.  Migrations run in an
 /// adopted schema as its owner (migrations::apply), never with more rights.
 /// The schema is locked against DROP until the caller's transaction ends.
-pub fn check_adoptable(schema: &str) -> bool {
+pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     let Some(oid) = schema_oid(schema) else { return false };
     unsafe { pg_sys::LockDatabaseObject(pg_sys::NamespaceRelationId, oid, 0, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
     // Dropped while we waited for the lock: nothing to adopt.
     if schema_oid(schema) != Some(oid) {
         return false;
     }
-    let caller = unsafe { pg_sys::GetOuterUserId() };
+    if caller.restricted {
+        errors::forbidden(format!("schema \"{schema}\" cannot be adopted from inside a security-restricted operation"))
+            .detail("Code that runs as another role for maintenance (an index expression, a trigger tenancy runs as a table's owner) may not adopt schemas.")
+            .raise();
+    }
     let (tenant, extension, owner, foreign) = db::query_one(
         "SELECT (SELECT t.identifier FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) n.nspname),
                 (SELECT e.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
@@ -86,7 +90,7 @@ pub fn check_adoptable(schema: &str) -> bool {
                   ORDER BY c.relname LIMIT 1)
            FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) $1",
         Mode::Latest,
-        &[oid.into(), caller.into()],
+        &[oid.into(), caller.role.into()],
         |r| (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3), r.get::<String>(4)),
     )
     .unwrap_or_default();

@@ -161,6 +161,61 @@ DROP SCHEMA ext_owned;
 SELECT count(*) AS refused_tenants FROM tenancy.tenants WHERE identifier IN ('grab', 'ext');
 
 --------------------------------------------------------------------------
+-- The caller is the role that calls, not the session's: code of a role
+-- below superuser that runs as that role inside a superuser's session (a
+-- SECURITY DEFINER function, an index expression under the superuser's
+-- ANALYZE, a trigger fired by a migration in an adopted schema) may not
+-- register migrations, nor adopt a schema that role could not adopt itself.
+-- (The review of 0.4.0's adoption: each route made a tenant admin superuser.)
+--------------------------------------------------------------------------
+CREATE ROLE ad_mallory NOLOGIN;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO ad_mallory;
+CREATE SCHEMA mallory AUTHORIZATION ad_mallory;
+CREATE SCHEMA vault;
+CREATE TABLE vault.secrets (s text);
+SET ROLE ad_mallory;
+CREATE TABLE mallory.tries (route text, what text, outcome text);
+CREATE FUNCTION mallory.try(route text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+BEGIN
+  BEGIN
+    PERFORM tenancy.add_migration('zz_' || route, 'ALTER ROLE ad_mallory SUPERUSER');
+    INSERT INTO mallory.tries VALUES (route, 'add_migration', 'ok');
+  EXCEPTION WHEN OTHERS THEN INSERT INTO mallory.tries VALUES (route, 'add_migration', SQLSTATE);
+  END;
+  BEGIN
+    PERFORM tenancy.create_tenant('vault-' || route, 'Vault', isolation => 'schema', schema_name => 'vault');
+    INSERT INTO mallory.tries VALUES (route, 'adopt vault', 'ok');
+  EXCEPTION WHEN OTHERS THEN INSERT INTO mallory.tries VALUES (route, 'adopt vault', SQLSTATE);
+  END;
+END $f$;
+CREATE FUNCTION mallory.idx(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $f$
+BEGIN
+  IF current_setting('mallory.armed', true) = 'on' THEN PERFORM mallory.try('index'); END IF;
+  RETURN x;
+END $f$;
+CREATE TABLE mallory.t (x int);
+INSERT INTO mallory.t SELECT 1 FROM generate_series(1, 10);
+CREATE INDEX ON mallory.t (mallory.idx(x));
+CREATE FUNCTION mallory.on_update() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN PERFORM mallory.try('trigger'); RETURN NULL; END $f$;
+CREATE TABLE mallory.invoices (id serial PRIMARY KEY, total numeric);
+CREATE TRIGGER on_update AFTER UPDATE ON mallory.invoices FOR EACH STATEMENT EXECUTE FUNCTION mallory.on_update();
+-- Its own schema it may adopt (it owns it and everything in it).
+SELECT identifier FROM tenancy.create_tenant('mallory', 'Mallory', isolation => 'schema', schema_name => 'mallory');
+RESET ROLE;
+-- The superuser calls its function, runs ANALYZE, runs a migration.
+SELECT mallory.try('definer');
+SET mallory.armed = on;
+ANALYZE mallory.t;
+RESET mallory.armed;
+SELECT name FROM tenancy.add_migration('003_touch', 'UPDATE invoices SET total = total');
+SELECT * FROM pg_temp.error_of($$SELECT tenancy.migrate_tenant((tenancy.tenant_by_identifier('mallory')).id)$$);
+SELECT route, what, outcome FROM mallory.tries GROUP BY 1, 2, 3 ORDER BY 1, 2;
+SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'ad_mallory';
+SELECT count(*) AS vault_tenants FROM tenancy.tenants WHERE schema_name = 'vault';
+SELECT count(*) AS planted_migrations FROM tenancy.migrations WHERE name LIKE 'zz\_%';
+
+--------------------------------------------------------------------------
 -- destroy_data drops an adopted schema like any tenant schema.
 --------------------------------------------------------------------------
 SET tenancy.soft_delete = off;
@@ -187,5 +242,6 @@ DROP TABLE public.ad_orders;
 
 DROP SCHEMA payroll CASCADE;
 DROP SCHEMA tenant_mixed CASCADE;
+DROP SCHEMA vault CASCADE;
 DROP EXTENSION tenancy;
-DROP ROLE ad_owner, ad_reader, ad_stranger, ad_admin, ad_app;
+DROP ROLE ad_owner, ad_reader, ad_stranger, ad_admin, ad_app, ad_mallory;
