@@ -77,3 +77,51 @@ VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'add_migration_as_caller_wrapper';
+
+-- A tenant's schema stays its own while the tenant is not deleted: tenancy
+-- finds it by name, so a schema renamed or dropped by hand would leave
+-- suspensions and revokes acting on nothing, let another role create a schema
+-- under the old name for the tenant's writes to land in, and make
+-- destroy_data drop that one.  delete_tenant(…, destroy_data => true) drops
+-- it after the tenant is deleted, which these checks let through.
+CREATE FUNCTION tenancy.guard_tenant_schemas() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    hit record;
+BEGIN
+    IF pg_catalog.to_regclass('tenancy.tenants') IS NULL THEN
+        RETURN;   -- the extension itself is going
+    END IF;
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+        SELECT t.identifier, t.schema_name INTO hit
+          FROM pg_catalog.pg_event_trigger_dropped_objects() d
+          JOIN tenancy.tenants t ON d.object_identity OPERATOR(pg_catalog.=) pg_catalog.quote_ident(t.schema_name::pg_catalog.text)
+         WHERE d.object_type OPERATOR(pg_catalog.=) 'schema' AND t.status OPERATOR(pg_catalog.<>) 'deleted'
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot drop schema "%": it is tenant "%"''s', hit.schema_name, hit.identifier
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Delete the tenant with its data: SELECT tenancy.delete_tenant(id, destroy_data => true).';
+        END IF;
+    ELSE
+        SELECT t.identifier, t.schema_name INTO hit
+          FROM tenancy.tenants t
+         WHERE t.schema_name IS NOT NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted'
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot rename schema "%": it is tenant "%"''s', hit.schema_name, hit.identifier
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'A tenant''s schema keeps its name; tenancy finds it by that name.';
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER tenancy_guard_dropped_schemas ON sql_drop
+    EXECUTE FUNCTION tenancy.guard_tenant_schemas();
+CREATE EVENT TRIGGER tenancy_guard_renamed_schemas ON ddl_command_end
+    WHEN TAG IN ('ALTER SCHEMA')
+    EXECUTE FUNCTION tenancy.guard_tenant_schemas();
+
+REVOKE EXECUTE ON FUNCTION tenancy.guard_tenant_schemas() FROM PUBLIC;

@@ -131,6 +131,25 @@ SELECT status FROM tenancy.activate_tenant((tenancy.tenant_by_identifier('hooli'
 -- A rename keeps the schema's name.
 SELECT identifier, schema_name FROM tenancy.update_tenant((tenancy.tenant_by_identifier('hooli')).id, identifier => 'hooli-xyz');
 
+-- The schema stays the tenant's while the tenant is not deleted: its owner
+-- may neither rename it (another role could then create one under the old
+-- name for the tenant's writes) nor drop it; nor may a superuser.
+GRANT CREATE ON DATABASE :"DBNAME" TO ad_owner;
+SET client_min_messages = warning;   -- DROP … CASCADE lists what it would drop
+SET ROLE ad_owner;
+SELECT * FROM pg_temp.error_of($$ALTER SCHEMA tenant_hooli RENAME TO tenant_hooli_v1$$);
+SELECT * FROM pg_temp.error_of($$DROP SCHEMA tenant_hooli CASCADE$$);
+RESET ROLE;
+REVOKE CREATE ON DATABASE :"DBNAME" FROM ad_owner;
+SELECT * FROM pg_temp.error_of($$ALTER SCHEMA tenant_hooli RENAME TO tenant_hooli_v1$$);
+SELECT * FROM pg_temp.error_of($$DROP SCHEMA tenant_hooli CASCADE$$);
+RESET client_min_messages;
+SELECT count(*) AS hooli_schema_kept FROM pg_namespace WHERE nspname = 'tenant_hooli';
+-- Other schemas are renamed and dropped as ever.
+CREATE SCHEMA ad_scratch;
+ALTER SCHEMA ad_scratch RENAME TO ad_scratch_two;
+DROP SCHEMA ad_scratch_two;
+
 --------------------------------------------------------------------------
 -- Who may adopt: a tenant admin below superuser adopts only a schema whose
 -- owner's privileges it has, and only if it has those of every table's
@@ -221,6 +240,13 @@ SELECT count(*) AS planted_migrations FROM tenancy.migrations WHERE name LIKE 'z
 SET tenancy.soft_delete = off;
 SELECT tenancy.delete_tenant((tenancy.tenant_by_identifier('hooli-xyz')).id, destroy_data => true);
 SELECT count(*) AS hooli_schema_left FROM pg_namespace WHERE nspname = 'tenant_hooli';
+RESET tenancy.soft_delete;
+-- A soft-deleted tenant's schema is no longer guarded: it may be dropped by hand.
+SELECT tenancy.delete_tenant((tenancy.tenant_by_identifier('ours')).id);
+SET client_min_messages = warning;
+DROP SCHEMA tenant_ours CASCADE;
+RESET client_min_messages;
+SET tenancy.soft_delete = off;
 SELECT count(tenancy.delete_tenant(id, destroy_data => true)) FROM tenancy.tenants;
 RESET tenancy.soft_delete;
 
