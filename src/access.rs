@@ -337,15 +337,36 @@ pub fn take_over_schema(schema: &str) -> Vec<String> {
 
 /// The default privileges are those of the schema's owner, who creates the
 /// tables its migrations make (migrations::apply).
+/// Only the relations the schema's owner owns are granted: in an adopted
+/// schema another role may own a table (created in it later), which the
+/// extension owner, a superuser, could grant but the tenant's adopter could
+/// not (`check_adoptable` checks the relations there at adoption only).
 fn grant_schema(schema: &str, role: &str) {
-    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(schema_owner(schema))));
-    db::execute_dynamic(&format!(
-        "GRANT USAGE ON SCHEMA {s} TO {r};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r};
-         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
+    let owner = schema_owner(schema);
+    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(owner)));
+    let (tables, sequences) = db::query_one(
+        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
+                pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S')
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relowner OPERATOR(pg_catalog.=) $2
+            AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])",
+        Mode::Write,
+        &[schema.into(), owner.into()],
+        |r| (r.get::<String>(1), r.get::<String>(2)),
+    )
+    .unwrap_or_default();
+    let mut sql = format!("GRANT USAGE ON SCHEMA {s} TO {r};");
+    if let Some(tables) = tables {
+        sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {tables} TO {r};"));
+    }
+    if let Some(sequences) = sequences {
+        sql.push_str(&format!("GRANT USAGE, SELECT ON SEQUENCE {sequences} TO {r};"));
+    }
+    sql.push_str(&format!(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
          ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {r};"
     ));
+    db::execute_dynamic(&sql);
 }
 
 fn revoke_schema(schema: &str, role: &str) {

@@ -128,6 +128,19 @@ SET ROLE ad_reader;
 SELECT * FROM pg_temp.error_of($$SELECT count(*) FROM tenant_hooli.invoices$$);
 RESET ROLE;
 SELECT status FROM tenancy.activate_tenant((tenancy.tenant_by_identifier('hooli')).id);
+-- A table another role puts in the schema later is not the tenant's to hand
+-- out: the grants cover the relations of the schema's owner only.
+SET ROLE ad_owner;
+GRANT USAGE, CREATE ON SCHEMA tenant_hooli TO ad_stranger;
+SET ROLE ad_stranger;
+CREATE TABLE tenant_hooli.planted (x int);
+RESET ROLE;
+SELECT status FROM tenancy.suspend_tenant((tenancy.tenant_by_identifier('hooli')).id);
+SELECT status FROM tenancy.activate_tenant((tenancy.tenant_by_identifier('hooli')).id);
+SELECT has_table_privilege('ad_reader', 'tenant_hooli.invoices', 'SELECT') AS reader_gets_invoices,
+       has_table_privilege('ad_reader', 'tenant_hooli.planted', 'SELECT') AS reader_gets_planted;
+DROP TABLE tenant_hooli.planted;
+REVOKE USAGE, CREATE ON SCHEMA tenant_hooli FROM ad_stranger;
 -- A rename keeps the schema's name.
 SELECT identifier, schema_name FROM tenancy.update_tenant((tenancy.tenant_by_identifier('hooli')).id, identifier => 'hooli-xyz');
 
