@@ -294,49 +294,66 @@ fn quote(ident: &str) -> String {
 /// from `sync_data_access`, and lose them when the tenant is suspended).
 /// Returns the roles that lost privileges, PUBLIC as "PUBLIC".
 pub fn take_over_schema(schema: &str) -> Vec<String> {
-    let roles = db::query(
+    // One REVOKE per object and grantee, never from the object's owner: a
+    // role that owns one table of the schema and was granted another keeps
+    // its rights on its own.
+    let revokes = db::query(
         "WITH acl AS (
-             SELECT n.nspowner AS owner, n.nspacl AS acl FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1
+             SELECT 'SCHEMA ' || pg_catalog.quote_ident(n.nspname) AS what, n.nspowner AS owner, n.nspacl AS acl
+               FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1
              UNION ALL
-             SELECT c.relowner, c.relacl FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE n.nspname OPERATOR(pg_catalog.=) $1
+             SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::pg_catalog.regclass::text,
+                    c.relowner, c.relacl
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])
              UNION ALL
-             SELECT a.attacl_owner, a.attacl FROM (
-                 SELECT c.relowner AS attacl_owner, t.attacl FROM pg_catalog.pg_attribute t
-                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.attrelid
-                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                  WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.attacl IS NOT NULL) a
+             SELECT 'TABLE ' || c.oid::pg_catalog.regclass::text, c.relowner, t.attacl
+               FROM pg_catalog.pg_attribute t
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.attrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.attacl IS NOT NULL
              UNION ALL
-             SELECT d.defaclrole, d.defaclacl FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.defaclnamespace
+             SELECT 'DEFAULT ' || pg_catalog.quote_ident(r.rolname) || ' ' || d.defaclobjtype::text, d.defaclrole, d.defaclacl
+               FROM pg_catalog.pg_default_acl d
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.defaclnamespace
+               JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) d.defaclrole
               WHERE n.nspname OPERATOR(pg_catalog.=) $1)
-         SELECT DISTINCT CASE WHEN e.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+         SELECT DISTINCT acl.what,
+                CASE WHEN e.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
            FROM acl, pg_catalog.aclexplode(acl.acl) e
            LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.grantee
           WHERE acl.acl IS NOT NULL AND e.grantee OPERATOR(pg_catalog.<>) acl.owner
             AND (e.grantee OPERATOR(pg_catalog.=) 0 OR r.oid IS NOT NULL)
-          ORDER BY 1",
+          ORDER BY 1, 2",
         Mode::Write,
         &[schema.into()],
-        |r| r.must::<String>(1),
+        |r| (r.must::<String>(1), r.must::<String>(2)),
     );
-    if roles.is_empty() {
-        return roles;
+    let s = quote(schema);
+    let mut sql = String::new();
+    for (what, grantee) in &revokes {
+        if let Some(rest) = what.strip_prefix("DEFAULT ") {
+            let (role, kind) = rest.rsplit_once(' ').unwrap_or((rest, "r"));
+            let objects = match kind {
+                "S" => "SEQUENCES",
+                "f" => "FUNCTIONS",
+                "T" => "TYPES",
+                _ => "TABLES",
+            };
+            sql.push_str(&format!("ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {s} REVOKE ALL ON {objects} FROM {grantee};"));
+        } else {
+            sql.push_str(&format!("REVOKE ALL ON {what} FROM {grantee} CASCADE;"));
+        }
     }
-    let (s, o, from) = (quote(schema), quote(&role_name(schema_owner(schema))), roles.join(", "));
-    db::execute_dynamic(&format!(
-        "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {from} CASCADE;
-         REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {from} CASCADE;
-         REVOKE ALL ON SCHEMA {s} FROM {from} CASCADE;
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TABLES FROM {from};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {from};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON FUNCTIONS FROM {from};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TYPES FROM {from};"
-    ));
+    if !sql.is_empty() {
+        db::execute_dynamic(&sql);
+    }
+    let mut roles: Vec<String> = revokes.into_iter().map(|(_, grantee)| grantee).collect();
+    roles.sort();
+    roles.dedup();
     roles
 }
 
-/// The default privileges are those of the schema's owner, who creates the
-/// tables its migrations make (migrations::apply).
 /// Only the relations the schema's owner owns are granted: in an adopted
 /// schema another role may own a table (created in it later), which the
 /// extension owner, a superuser, could grant but the tenant's adopter could

@@ -82,6 +82,9 @@ GRANT SELECT ON tenant_hooli.invoices TO PUBLIC;
 GRANT SELECT (total) ON tenant_hooli.invoices TO ad_stranger;
 ALTER DEFAULT PRIVILEGES IN SCHEMA tenant_hooli GRANT SELECT ON TABLES TO ad_stranger;
 RESET ROLE;
+-- A table of another role in it (the superuser adopting has that role's privileges).
+CREATE TABLE tenant_hooli.strangers_own (x int);
+ALTER TABLE tenant_hooli.strangers_own OWNER TO ad_stranger;
 -- In a transaction that rolls back: nothing is left but the schema as it was.
 BEGIN;
 SELECT identifier, schema_name FROM tenancy.create_tenant('hooli', 'Hooli', isolation => 'schema', schema_name => 'tenant_hooli');
@@ -102,6 +105,8 @@ SELECT nspowner::regrole AS still_owned_by FROM pg_namespace WHERE nspname = 'te
 SET ROLE ad_stranger;
 SELECT * FROM pg_temp.error_of($$SELECT count(*) FROM tenant_hooli.invoices$$);
 RESET ROLE;
+SELECT has_table_privilege('ad_stranger', 'tenant_hooli.strangers_own', 'SELECT') AS owner_keeps_its_own,
+       has_table_privilege('ad_stranger', 'tenant_hooli.invoices', 'SELECT') AS but_not_the_others;
 SELECT count(*) AS privileges_left FROM (
   SELECT aclexplode(nspacl) e, nspowner AS owner FROM pg_namespace WHERE nspname = 'tenant_hooli'
   UNION ALL SELECT aclexplode(relacl), relowner FROM pg_class WHERE relnamespace = 'tenant_hooli'::regnamespace
