@@ -28,6 +28,8 @@ fsync = off
 max_connections = 100
 shared_buffers = 256MB
 CONF
+      # Extra settings for this cluster (scripts/citus-cluster.sh: citus preloaded).
+      if [ -n "${PG_CONF_EXTRA:-}" ]; then printf '%s\n' "$PG_CONF_EXTRA" >>"$dir/postgresql.conf"; fi
     fi
     if ! as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null

@@ -386,17 +386,47 @@ fn grant_schema(schema: &str, role: &str) {
     db::execute_dynamic(&sql);
 }
 
+/// Never from what `role` owns: the owner of an adopted schema may also be
+/// granted its tenant, and closing the tenant must not take the owner's own
+/// privileges on its schema and tables (which it would get back only in
+/// part, as a grantee, when the tenant opens again).
 fn revoke_schema(schema: &str, role: &str) {
-    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(schema_owner(schema))));
-    db::execute_dynamic(&format!(
-        "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TABLES FROM {r};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {r};
-         REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r};
-         REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r};
-         REVOKE USAGE ON SCHEMA {s} FROM {r};"
-    ));
+    let owner = schema_owner(schema);
+    let (s, r, o) = (quote(schema), quote(role), quote(&role_name(owner)));
+    let (tables, sequences, owns_schema) = db::query_one(
+        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
+                pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S'),
+                $3::pg_catalog.regrole::pg_catalog.oid OPERATOR(pg_catalog.=) $2
+           FROM pg_catalog.pg_namespace n
+           LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+                AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])
+                AND c.relowner OPERATOR(pg_catalog.<>) $3::pg_catalog.regrole::pg_catalog.oid
+          WHERE n.nspname OPERATOR(pg_catalog.=) $1",
+        Mode::Write,
+        &[schema.into(), owner.into(), r.as_str().into()],
+        |row| (row.get::<String>(1), row.get::<String>(2), row.get::<bool>(3).unwrap_or(false)),
+    )
+    .unwrap_or_default();
+    let mut sql = String::new();
+    if !owns_schema {
+        sql.push_str(&format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON TABLES FROM {r};
+             ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE ALL ON SEQUENCES FROM {r};"
+        ));
+    }
+    if let Some(sequences) = sequences {
+        sql.push_str(&format!("REVOKE ALL ON SEQUENCE {sequences} FROM {r};"));
+    }
+    if let Some(tables) = tables {
+        sql.push_str(&format!("REVOKE ALL ON TABLE {tables} FROM {r};"));
+    }
+    if !owns_schema {
+        sql.push_str(&format!("REVOKE USAGE ON SCHEMA {s} FROM {r};"));
+    }
+    if !sql.is_empty() {
+        db::execute_dynamic(&sql);
+    }
 }
-
 
 /// Opens or closes `role`'s way to the tenant's own schema or database.
 /// RLS tenants have none: their rows are guarded by the policy, which checks

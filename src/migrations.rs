@@ -36,18 +36,17 @@ fn add_migration_as_caller(name: Option<&str>, sql: Option<&str>) -> pgrx::compo
 }
 
 /// 0.1.0 to 0.3.0's entry point, SECURITY DEFINER in their SQL, for a
-/// database not yet updated: there the caller is unknown, so the session's
-/// role is checked as before, and never from inside a security-restricted
-/// operation (the trigger and index-expression routes to a superuser's
-/// session).  ALTER EXTENSION tenancy UPDATE moves to the entry above.
+/// database not yet updated: there the calling role is unknown (the
+/// session's role is not it when a lower role's trigger runs inside a
+/// superuser's session), so it registers nothing until ALTER EXTENSION
+/// tenancy UPDATE moves add_migration to the entry point above.
 #[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
-fn add_migration(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
-    let caller = crate::access::Caller {
-        role: unsafe { pg_sys::GetOuterUserId() },
-        restricted: unsafe { pg_sys::InSecurityRestrictedOperation() },
-    };
-    register_migration(caller, name, sql)
+fn add_migration(_name: Option<&str>, _sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
+    errors::wrong_state("this database's tenancy extension is older than its library: add_migration waits for the update")
+        .detail("Before 0.4.0, add_migration could not tell which role called it.")
+        .hint("Run ALTER EXTENSION tenancy UPDATE; then register the migration.")
+        .raise()
 }
 
 fn register_migration(

@@ -77,7 +77,7 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
             .detail("Code that runs as another role for maintenance (an index expression, a trigger tenancy runs as a table's owner) may not adopt schemas.")
             .raise();
     }
-    let (tenant, extension, owner, foreign) = db::query_one(
+    let (tenant, extension, owner, foreign, (owner_oid, owner_name)) = db::query_one(
         "SELECT (SELECT t.identifier FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) n.nspname),
                 (SELECT e.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
                   WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) n.oid
@@ -87,13 +87,16 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
                 (SELECT pg_catalog.format('%s (owned by %s)', c.oid::pg_catalog.regclass, c.relowner::pg_catalog.regrole)
                    FROM pg_catalog.pg_class c
                   WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid AND NOT pg_catalog.pg_has_role($2, c.relowner, 'USAGE')
-                  ORDER BY c.relname LIMIT 1)
+                  ORDER BY c.relname LIMIT 1),
+                n.nspowner, n.nspowner::pg_catalog.regrole::text
            FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) $1",
         Mode::Latest,
         &[oid.into(), caller.role.into()],
-        |r| (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3), r.get::<String>(4)),
+        |r| {
+            (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3), r.get::<String>(4), (r.must::<pg_sys::Oid>(5), r.must::<String>(6)))
+        },
     )
-    .unwrap_or_default();
+    .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" vanished while locked")));
     if let Some(tenant) = tenant {
         errors::duplicate(format!("schema name \"{schema}\" is already used by another tenant"))
             .detail(format!("It is the schema of tenant \"{tenant}\"."))
@@ -113,6 +116,18 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
             .detail("Adopting a schema opens its tables to the tenant's grantees.")
             .hint("Only a role with the privileges of the owner of every table in the schema may adopt it.")
             .raise();
+    }
+    // The name may have been taken on purpose by whoever could create a
+    // schema: whoever owns it keeps an owner's rights over the tenant.
+    // (A member of the owner role is the owner here; a superuser is not, since
+    // it has every role's privileges without being anyone.)
+    let callers_own = owner_oid == caller.role || unsafe { pg_sys::is_member_of_role_nosuper(caller.role, owner_oid) };
+    if !callers_own {
+        let owner = owner_name;
+        errors::warning(format!("schema \"{schema}\" is owned by role {owner}, which keeps an owner's rights on the tenant's data"))
+            .detail("The owner reads and changes its tables whatever the tenant's status, later migrations run as the owner, and its triggers run for the tenant's grantees.")
+            .hint(format!("If that is not expected, roll back; give the schema and its tables to another role first (ALTER SCHEMA {} OWNER TO …).", quote(schema)))
+            .warn();
     }
     true
 }

@@ -34,6 +34,12 @@ upgrade_from() {
   q -d postgres -c "DROP DATABASE IF EXISTS $udb" -c "CREATE DATABASE $udb" >/dev/null
   q -d "$udb" -c "CREATE EXTENSION tenancy VERSION '$from'" >/dev/null
   populate_fixture "$udb"
+  # Before the update, this library's add_migration registers nothing: at
+  # these versions it could not tell which role called it.
+  local refused
+  refused=$(q -d "$udb" -c "DO \$\$ BEGIN PERFORM tenancy.add_migration('too_early', 'SELECT 1'); RAISE EXCEPTION 'registered';
+                            EXCEPTION WHEN object_not_in_prerequisite_state THEN RAISE WARNING 'refused'; END \$\$" 2>&1)
+  case "$refused" in *refused*) ;; *) echo "$from: add_migration before the update: $refused"; exit 1 ;; esac
   local before after got
   before=$(fingerprint "$udb")
   q -d "$udb" -c "SELECT tenancy.current_tenant_id()" -c "ALTER EXTENSION tenancy UPDATE" >/dev/null

@@ -127,8 +127,13 @@ SELECT count(*) AS invoices_seen FROM invoices;
 SELECT count(*) AS later_seen FROM later;
 SELECT tenancy.clear_tenant();
 RESET ROLE;
--- Suspended, it is closed to its grantees too.
+-- Suspended, it is closed to its grantees too; not to its owner, also when
+-- the owner is granted the tenant (closing takes nothing it owns).
+SELECT tenancy.grant_tenant('ad_owner', (tenancy.tenant_by_identifier('hooli')).id);
 SELECT status FROM tenancy.suspend_tenant((tenancy.tenant_by_identifier('hooli')).id);
+SELECT has_table_privilege('ad_owner', 'tenant_hooli.invoices', 'TRUNCATE') AS owner_keeps_truncate,
+       has_schema_privilege('ad_owner', 'tenant_hooli', 'USAGE') AS owner_keeps_usage;
+SELECT tenancy.revoke_tenant('ad_owner', (tenancy.tenant_by_identifier('hooli')).id);
 SET ROLE ad_reader;
 SELECT * FROM pg_temp.error_of($$SELECT count(*) FROM tenant_hooli.invoices$$);
 RESET ROLE;
