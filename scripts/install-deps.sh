@@ -34,6 +34,15 @@ if ! grep -qs "pg$PG_MAJOR" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
 fi
 
+# Citus, for the tests on a cluster (tests/citus): not in any registry, so
+# built from the source kept beside this project (it skips when installed).
+citus_vendor="$(cd "$(dirname "$0")/.." && pwd)/../shared/vendor/citus/build.sh"
+if [ -f "$citus_vendor" ]; then
+  bash "$citus_vendor" "$PG_CONFIG"
+else
+  echo "install-deps: no ../shared/vendor/citus here; the citus tests will be skipped unless Citus is installed"
+fi
+
 # pgrx installs the extension into the Debian tree; the postgres user must be
 # able to read the build tree when tests run with --runas postgres.
 id postgres >/dev/null

@@ -5,6 +5,7 @@
 #   3. the pg_regress suite                                   tests/pg_regress
 #   4. the isolation specs (concurrent sessions)              tests/isolation
 #      and fault injection (killed backends)                  tests/faults
+#      tenancy on a Citus cluster (skipped without Citus)     tests/citus
 #   5. client examples (Python, Node, Rust), Python store     examples/*/test.sh, clients/python/test.sh
 #      every SQL example of README.md and docs/*.md, as written  tests/docs/run.py
 #      the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
@@ -76,7 +77,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
 fi
 
 # The suites below run against the normal (non-test) build of the extension.
-if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = examples ] || [ "$only" = docs ] || [ "$only" = bench ]; then
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = citus ] || [ "$only" = examples ] || [ "$only" = docs ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
   if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
     tail -30 "$work/install.log"; count install 0 1
@@ -121,6 +122,16 @@ if [ "$only" = all ] || [ "$only" = faults ]; then
   echo "== fault injection"
   bash tests/faults/run.sh | tee "$work/faults.log"
   tally faults "$work/faults.log"
+fi
+
+if [ "$only" = all ] || [ "$only" = citus ]; then
+  echo "== tenancy on a Citus cluster (coordinator and two workers)"
+  bash tests/citus/run.sh "$work/citus" $((port + 64)) | tee "$work/citus.log"
+  if grep -q "^citus: skipped" "$work/citus.log"; then
+    echo "== citus: skipped"
+  else
+    tally citus "$work/citus.log"
+  fi
 fi
 
 if [ "$only" = all ] || [ "$only" = examples ]; then
