@@ -13,6 +13,7 @@ use pgrx::prelude::*;
 mod access;
 mod audit;
 mod catalog;
+mod citus;
 mod context;
 mod db;
 mod direct;

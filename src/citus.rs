@@ -1,0 +1,39 @@
+//! tenancy on a Citus cluster (SPEC §8): what the other modules ask of Citus.
+//!
+//! So far, the tenant context's way to the workers.  Citus sends a worker
+//! the `SET LOCAL` commands of the transaction (and replays them for
+//! connections it opens later), but only with `citus.propagate_set_commands
+//! = 'local'`, and never what `set_config()` sets, which is how tenancy sets
+//! its context.  So under Citus a transaction-local context is also set with
+//! a `SET LOCAL` statement, in a nesting level of its own where propagation
+//! is on (measured: docs/design/citus-research.md, "Experiments").  A
+//! session-level context, and any context outside a transaction block,
+//! cannot reach the workers: Citus sends no session state.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use crate::db;
+
+/// Whether this backend runs with Citus loaded (its settings exist).
+pub fn loaded() -> bool {
+    unsafe { !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null() }
+}
+
+/// Makes the transaction-local value of setting `name` reach every worker
+/// of the transaction, now and for connections opened later; nothing outside
+/// a transaction block (a SET LOCAL there ends with the statement) or
+/// without Citus.
+pub fn propagate_local(name: &CStr, value: &str) {
+    if !loaded() || !unsafe { pg_sys::IsTransactionBlock() } {
+        return;
+    }
+    let name = name.to_string_lossy();
+    let statement = format!("SET LOCAL {name} = {}", quote_literal(value));
+    crate::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || db::execute_dynamic(&statement));
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPEC §8.2, first part: the transaction-local context reaches the workers.
+# set_tenant(…, true) (and clear_tenant(true)) inside a transaction block is
+# seen by every worker the transaction reaches, also by connections opened
+# before it, and a savepoint rolled back takes the worker back too; without
+# the user setting citus.propagate_set_commands.  (Checking the context on
+# the workers needs the catalog there: not yet.)
+set -euo pipefail
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+q -c "CREATE EXTENSION tenancy"
+a=$(q -c "SELECT id FROM tenancy.create_tenant('acme', 'Acme')")
+b=$(q -c "SELECT id FROM tenancy.create_tenant('globex', 'Globex')")
+q -c "CREATE TABLE probe (tenant_id uuid NOT NULL, v int)" -c "SELECT create_distributed_table('probe', 'tenant_id')" >/dev/null
+# One row per tenant; each query below is routed to the worker of the row it names.
+q -c "INSERT INTO probe VALUES ('$a', 1), ('$b', 2)"
+seen() { echo "SELECT current_setting('tenancy.tenant_id', true) FROM probe WHERE tenant_id = '$1'"; }
+nodes=$(q -c "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'probe'::regclass")
+[ "$nodes" = 2 ] || { echo "probe's shards are on $nodes nodes, want 2"; exit 1; }
+
+out=$(q <<SQL
+SHOW citus.propagate_set_commands;
+BEGIN;
+SELECT count(*) FROM probe;                  -- connections to both workers open first
+SELECT identifier FROM tenancy.set_tenant('acme', true);
+$(seen "$a");
+$(seen "$b");
+SAVEPOINT s;
+SELECT identifier FROM tenancy.set_tenant('globex', true);
+$(seen "$a");
+ROLLBACK TO SAVEPOINT s;
+$(seen "$b");
+SELECT tenancy.clear_tenant(true);
+$(seen "$a");
+COMMIT;
+SQL
+)
+want=$(printf '%s\n' none 2 acme "$a" "$a" globex "$b" "$a" "" "")
+[ "$out" = "$want" ] || { echo "got:"; echo "$out"; echo "want:"; echo "$want"; exit 1; }
+
+# A session-level context does not reach them (Citus sends no session state).
+out=$(q -c "SELECT identifier FROM tenancy.set_tenant('acme')" -c "BEGIN" -c "$(seen "$b")" -c "COMMIT")
+[ "$out" = "$(printf '%s\n' acme '')" ] || { echo "session-level context on a worker: $out"; exit 1; }
+echo "set_tenant(…, true) reached both workers, savepoints included"
