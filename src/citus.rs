@@ -1,6 +1,7 @@
 //! tenancy on a Citus cluster (SPEC §8): what the other modules ask of Citus.
 //!
-//! So far, the tenant context's way to the workers.  Citus sends a worker
+//! So far, the tenant context's way to the workers, and what enable_rls
+//! does differently on a distributed table.  Citus sends a worker
 //! the `SET LOCAL` commands of the transaction (and replays them for
 //! connections it opens later), but only with `citus.propagate_set_commands
 //! = 'local'`, and never what `set_config()` sets, which is how tenancy sets
@@ -36,4 +37,35 @@ pub fn propagate_local(name: &CStr, value: &str) {
 
 fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Whether `table` is a Citus table (distributed or reference).
+pub fn is_distributed(table: pg_sys::Oid) -> bool {
+    // The library may be preloaded in a database without the extension.
+    let has_metadata = || {
+        db::query_one(
+            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+            db::Mode::Write,
+            &[],
+            |r| r.must::<bool>(1),
+        )
+        .unwrap_or(false)
+    };
+    loaded()
+        && has_metadata()
+        && db::query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass)",
+            db::Mode::Write,
+            &[table.into()],
+            |r| r.must::<bool>(1),
+        )
+        .unwrap_or(false)
+}
+
+/// Runs DDL on the coordinator's table only: Citus refuses to change a
+/// distribution column's DEFAULT across the shards ("cannot execute ALTER
+/// TABLE command involving partition column"), and a default only the
+/// coordinator has serves every INSERT that goes through it.
+pub fn on_coordinator_only(statement: &str) {
+    crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || db::execute_dynamic(statement));
 }

@@ -98,16 +98,29 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     }
 
     let (t, c, p) = (&table.qualified, quote(&column), quote(POLICY));
-    let check = format!("{c} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant_id())");
+    // The sub-select makes PostgreSQL check the context once per statement
+    // (an InitPlan); Citus refuses sub-selects in the policies of
+    // distributed tables, so with Citus the policy calls the function itself
+    // (it is STABLE, and its answer is memoized within the statement).
+    let check = if crate::citus::loaded() {
+        format!("{c} OPERATOR(pg_catalog.=) tenancy.current_tenant_id()")
+    } else {
+        format!("{c} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant_id())")
+    };
     if policy_exists(tbl) {
         db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
     }
-    db::execute_dynamic(&format!(
-        "ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id();
-         ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
-         ALTER TABLE {t} FORCE ROW LEVEL SECURITY;
-         CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check});"
-    ));
+    let default = format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id()");
+    if crate::citus::is_distributed(tbl.0) {
+        crate::citus::on_coordinator_only(&default);
+    } else {
+        db::execute_dynamic(&default);
+    }
+    // One statement per call: Citus sends a distributed table's DDL to the
+    // shards as the whole query string, which may hold one command only.
+    db::execute_dynamic(&format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"));
+    db::execute_dynamic(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"));
+    db::execute_dynamic(&format!("CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check})"));
     let indexed = db::query_one(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i
                          WHERE i.indrelid OPERATOR(pg_catalog.=) $1
@@ -244,11 +257,14 @@ fn disable_rls(tbl: Option<RegClass>) {
     if policy_exists(tbl) {
         db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
     }
-    db::execute_dynamic(&format!(
-        "ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;
-         ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;
-         ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT;"
-    ));
+    db::execute_dynamic(&format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY"));
+    db::execute_dynamic(&format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"));
+    let default = format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT");
+    if crate::citus::is_distributed(tbl.0) {
+        crate::citus::on_coordinator_only(&default);
+    } else {
+        db::execute_dynamic(&default);
+    }
     access::as_owner(|| {
         db::execute(
             "DELETE FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
