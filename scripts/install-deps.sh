@@ -37,7 +37,10 @@ fi
 # Citus, for the tests on a cluster (tests/citus): not in any registry, so
 # built from the source kept beside this project (it skips when installed).
 citus_vendor="$(cd "$(dirname "$0")/.." && pwd)/../shared/vendor/citus/build.sh"
-if [ -f "$citus_vendor" ]; then
+# (scripts/quickstart.sh needs no cluster and skips it: TENANCY_NO_CITUS=1.)
+if [ -n "${TENANCY_NO_CITUS:-}" ]; then
+  :
+elif [ -f "$citus_vendor" ]; then
   bash "$citus_vendor" "$PG_CONFIG"
 else
   echo "install-deps: no ../shared/vendor/citus here; the citus tests will be skipped unless Citus is installed"

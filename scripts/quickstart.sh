@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-bash scripts/install-deps.sh
+TENANCY_NO_CITUS=1 bash scripts/install-deps.sh
 cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config
 dir=${TENANCY_DEMO_DIR:-/tmp/tenancy-demo}
 port=${TENANCY_DEMO_PORT:-28815}
