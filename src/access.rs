@@ -62,13 +62,9 @@ pub fn restricted_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 /// The owner of a schema (a tenant's: the extension owner, or the owner of
 /// a schema create_tenant adopted).
 pub fn schema_owner(schema: &str) -> pg_sys::Oid {
-    db::query_one(
-        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1",
-        Mode::Write,
-        &[schema.into()],
-        |r| r.must::<pg_sys::Oid>(1),
-    )
-    .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" does not exist")))
+    crate::direct::namespace(schema)
+        .map(|(_, owner)| owner)
+        .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" does not exist")))
 }
 
 /// `f` as `role` with `flags` added to the security context, both restored
@@ -136,7 +132,7 @@ pub fn current_role() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
-fn role_name(role: pg_sys::Oid) -> String {
+pub fn role_name(role: pg_sys::Oid) -> String {
     unsafe {
         let p = pg_sys::GetUserNameFromId(role, true);
         if p.is_null() { format!("{}", role.to_u32()) } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
@@ -296,24 +292,23 @@ fn quote(ident: &str) -> String {
 pub fn take_over_schema(schema: &str) -> Vec<String> {
     // One REVOKE per object and grantee, never from the object's owner: a
     // role that owns one table of the schema and was granted another keeps
-    // its rights on its own.
+    // its rights on its own.  Each row is the statement up to FROM.
     let revokes = db::query(
         "WITH acl AS (
-             SELECT 'SCHEMA ' || pg_catalog.quote_ident(n.nspname) AS what, n.nspowner AS owner, n.nspacl AS acl
+             SELECT 'REVOKE ALL ON SCHEMA ' || pg_catalog.quote_ident(n.nspname) AS what, n.nspowner AS owner, n.nspacl AS acl
                FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1
              UNION ALL
-             SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::pg_catalog.regclass::text,
-                    c.relowner, c.relacl
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+             SELECT 'REVOKE ALL ON ' || CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                    || c.oid::pg_catalog.regclass::text, c.relowner, a.acl
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,
+                    LATERAL (SELECT c.relacl UNION ALL
+                             SELECT t.attacl FROM pg_catalog.pg_attribute t
+                              WHERE t.attrelid OPERATOR(pg_catalog.=) c.oid AND t.attacl IS NOT NULL) a(acl)
               WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])
              UNION ALL
-             SELECT 'TABLE ' || c.oid::pg_catalog.regclass::text, c.relowner, t.attacl
-               FROM pg_catalog.pg_attribute t
-               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.attrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.attacl IS NOT NULL
-             UNION ALL
-             SELECT 'DEFAULT ' || pg_catalog.quote_ident(r.rolname) || ' ' || d.defaclobjtype::text, d.defaclrole, d.defaclacl
+             SELECT pg_catalog.format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I REVOKE ALL ON %s', r.rolname, n.nspname,
+                        CASE d.defaclobjtype WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'TABLES' END),
+                    d.defaclrole, d.defaclacl
                FROM pg_catalog.pg_default_acl d
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.defaclnamespace
                JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) d.defaclrole
@@ -329,22 +324,14 @@ pub fn take_over_schema(schema: &str) -> Vec<String> {
         &[schema.into()],
         |r| (r.must::<String>(1), r.must::<String>(2)),
     );
-    let s = quote(schema);
-    let mut sql = String::new();
-    for (what, grantee) in &revokes {
-        if let Some(rest) = what.strip_prefix("DEFAULT ") {
-            let (role, kind) = rest.rsplit_once(' ').unwrap_or((rest, "r"));
-            let objects = match kind {
-                "S" => "SEQUENCES",
-                "f" => "FUNCTIONS",
-                "T" => "TYPES",
-                _ => "TABLES",
-            };
-            sql.push_str(&format!("ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {s} REVOKE ALL ON {objects} FROM {grantee};"));
-        } else {
-            sql.push_str(&format!("REVOKE ALL ON {what} FROM {grantee} CASCADE;"));
-        }
-    }
+    // CASCADE: also what the grantees granted on with the grant option.
+    let sql: String = revokes
+        .iter()
+        .map(|(what, grantee)| {
+            let cascade = if what.starts_with("ALTER DEFAULT") { "" } else { " CASCADE" };
+            format!("{what} FROM {grantee}{cascade};")
+        })
+        .collect();
     if !sql.is_empty() {
         db::execute_dynamic(&sql);
     }
@@ -354,24 +341,30 @@ pub fn take_over_schema(schema: &str) -> Vec<String> {
     roles
 }
 
+/// The tables (views, foreign tables…) and the sequences of schema `nsp`,
+/// owned by `owner` or, with `owned: false`, by any other role, each as a
+/// list for one GRANT or REVOKE (None when there are none).
+fn relations(nsp: pg_sys::Oid, owner: pg_sys::Oid, owned: bool) -> (Option<String>, Option<String>) {
+    db::query_one(
+        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
+                pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S')
+           FROM pg_catalog.pg_class c
+          WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND (c.relowner OPERATOR(pg_catalog.=) $2) OPERATOR(pg_catalog.=) $3
+            AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])",
+        Mode::Write,
+        &[nsp.into(), owner.into(), owned.into()],
+        |r| (r.get::<String>(1), r.get::<String>(2)),
+    )
+    .unwrap_or_default()
+}
+
 /// Only the relations the schema's owner owns are granted: in an adopted
 /// schema another role may own a table (created in it later), which the
 /// extension owner, a superuser, could grant but the tenant's adopter could
 /// not (`check_adoptable` checks the relations there at adoption only).
-fn grant_schema(schema: &str, role: &str) {
-    let owner = schema_owner(schema);
+fn grant_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &str) {
     let (s, r, o) = (quote(schema), quote(role), quote(&role_name(owner)));
-    let (tables, sequences) = db::query_one(
-        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
-                pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S')
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relowner OPERATOR(pg_catalog.=) $2
-            AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])",
-        Mode::Write,
-        &[schema.into(), owner.into()],
-        |r| (r.get::<String>(1), r.get::<String>(2)),
-    )
-    .unwrap_or_default();
+    let (tables, sequences) = relations(nsp, owner, true);
     let mut sql = format!("GRANT USAGE ON SCHEMA {s} TO {r};");
     if let Some(tables) = tables {
         sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {tables} TO {r};"));
@@ -390,23 +383,11 @@ fn grant_schema(schema: &str, role: &str) {
 /// granted its tenant, and closing the tenant must not take the owner's own
 /// privileges on its schema and tables (which it would get back only in
 /// part, as a grantee, when the tenant opens again).
-fn revoke_schema(schema: &str, role: &str) {
-    let owner = schema_owner(schema);
+fn revoke_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &str) {
     let (s, r, o) = (quote(schema), quote(role), quote(&role_name(owner)));
-    let (tables, sequences, owns_schema) = db::query_one(
-        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
-                pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S'),
-                $3::pg_catalog.regrole::pg_catalog.oid OPERATOR(pg_catalog.=) $2
-           FROM pg_catalog.pg_namespace n
-           LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
-                AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::\"char\"[])
-                AND c.relowner OPERATOR(pg_catalog.<>) $3::pg_catalog.regrole::pg_catalog.oid
-          WHERE n.nspname OPERATOR(pg_catalog.=) $1",
-        Mode::Write,
-        &[schema.into(), owner.into(), r.as_str().into()],
-        |row| (row.get::<String>(1), row.get::<String>(2), row.get::<bool>(3).unwrap_or(false)),
-    )
-    .unwrap_or_default();
+    let role_oid = std::ffi::CString::new(role).map_or(pg_sys::InvalidOid, |c| unsafe { pg_sys::get_role_oid(c.as_ptr(), true) });
+    let owns_schema = role_oid == owner;
+    let (tables, sequences) = relations(nsp, role_oid, false);
     let mut sql = String::new();
     if !owns_schema {
         sql.push_str(&format!(
@@ -432,8 +413,10 @@ fn revoke_schema(schema: &str, role: &str) {
 /// RLS tenants have none: their rows are guarded by the policy, which checks
 /// the grant and the status on every statement.
 fn set_data_access(t: &Tenant, role: &str, open: bool) {
-    if let Some(schema) = t.schema_name.as_deref().filter(|s| crate::provision::schema_exists(s)) {
-        if open { grant_schema(schema, role) } else { revoke_schema(schema, role) }
+    if let Some(schema) = t.schema_name.as_deref() {
+        if let Some(found) = crate::direct::namespace(schema) {
+            if open { grant_schema(schema, found, role) } else { revoke_schema(schema, found, role) }
+        }
     }
     if let Some(database) = t.database_name.as_deref().filter(|d| crate::provision::database_exists(d)) {
         let (d, r) = (quote(database), quote(role));

@@ -31,26 +31,16 @@ pub fn propagate_local(name: &CStr, value: &str) {
         return;
     }
     let name = name.to_string_lossy();
-    let statement = format!("SET LOCAL {name} = {}", quote_literal(value));
+    let statement = format!("SET LOCAL {name} = {}", pgrx::spi::quote_literal(value));
     crate::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || db::execute_dynamic(&statement));
-}
-
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Whether `table` is a Citus table (distributed or reference).
 pub fn is_distributed(table: pg_sys::Oid) -> bool {
-    // The library may be preloaded in a database without the extension.
-    let has_metadata = || {
-        db::query_one(
-            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-            db::Mode::Write,
-            &[],
-            |r| r.must::<bool>(1),
-        )
-        .unwrap_or(false)
-    };
+    // The library may be preloaded in a database without the extension,
+    // where Citus's metadata table does not exist (a system cache read).
+    let has_metadata =
+        || unsafe { pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)) != pg_sys::InvalidOid };
     loaded()
         && has_metadata()
         && db::query_one(
@@ -62,10 +52,15 @@ pub fn is_distributed(table: pg_sys::Oid) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs DDL on the coordinator's table only: Citus refuses to change a
+/// Runs `statement`, DDL on `table`'s tenant column DEFAULT: on a Citus
+/// table, on the coordinator's table only.  Citus refuses to change a
 /// distribution column's DEFAULT across the shards ("cannot execute ALTER
 /// TABLE command involving partition column"), and a default only the
 /// coordinator has serves every INSERT that goes through it.
-pub fn on_coordinator_only(statement: &str) {
-    crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || db::execute_dynamic(statement));
+pub fn alter_column_default(table: pg_sys::Oid, statement: &str) {
+    if is_distributed(table) {
+        crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || db::execute_dynamic(statement));
+    } else {
+        db::execute_dynamic(statement);
+    }
 }

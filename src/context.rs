@@ -220,10 +220,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     };
     let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
     check_usable(&t, role);
-    settings::set(settings::TENANT_ID_GUC, &t.id.to_string(), is_local);
-    if is_local {
-        crate::citus::propagate_local(settings::TENANT_ID_GUC, &t.id.to_string());
-    }
+    set_context(&t.id.to_string(), is_local);
     let (mut path, changed) = path_without_tenant_schemas(epoch);
     if let Some(schema) = &t.schema_name {
         path.insert(0, schema.clone());
@@ -237,14 +234,20 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     t
 }
 
+/// Sets the context GUC; a transaction-local one also reaches the workers
+/// of a Citus cluster (see src/citus.rs).
+fn set_context(value: &str, is_local: bool) {
+    settings::set(settings::TENANT_ID_GUC, value, is_local);
+    if is_local {
+        crate::citus::propagate_local(settings::TENANT_ID_GUC, value);
+    }
+}
+
 /// Clear the tenant context (and take any tenant schema off search_path).
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
 fn clear_tenant(is_local: default!(Option<bool>, false)) {
     let is_local = errors::required(is_local, "is_local");
-    settings::set(settings::TENANT_ID_GUC, "", is_local);
-    if is_local {
-        crate::citus::propagate_local(settings::TENANT_ID_GUC, "");
-    }
+    set_context("", is_local);
     let (path, changed) = path_without_tenant_schemas(Epoch::now());
     if changed {
         settings::set(c"search_path", &join_path(&path), is_local);

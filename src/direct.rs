@@ -91,6 +91,24 @@ fn lookup_relation(name: &CStr) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
+/// A schema's OID and owner, by name, from the system cache (no query).
+pub fn namespace(name: &str) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    let name = std::ffi::CString::new(name).ok()?;
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(name.as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return None;
+        }
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::NAMESPACEOID as i32, pg_sys::Datum::from(nsp));
+        if tuple.is_null() {
+            return None;
+        }
+        let owner = (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_namespace)).nspowner;
+        pg_sys::ReleaseSysCache(tuple);
+        Some((nsp, owner))
+    }
+}
+
 /// The owner of tenancy's catalog (`tenancy.tenants`), who owns the
 /// extension's functions and tables: the role SECURITY DEFINER functions of
 /// tenancy run as.  A relation cache read, no query.

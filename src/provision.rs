@@ -66,10 +66,12 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
 /// adopted schema as its owner (migrations::apply), never with more rights.
 /// The schema is locked against DROP until the caller's transaction ends.
 pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
-    let Some(oid) = schema_oid(schema) else { return false };
+    let Some((oid, _)) = crate::direct::namespace(schema) else { return false };
     unsafe { pg_sys::LockDatabaseObject(pg_sys::NamespaceRelationId, oid, 0, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    // Taking the lock processed pending invalidations: read it again.
     // Dropped while we waited for the lock: nothing to adopt.
-    if schema_oid(schema) != Some(oid) {
+    let Some((oid_now, owner_oid)) = crate::direct::namespace(schema) else { return false };
+    if oid_now != oid {
         return false;
     }
     if caller.restricted {
@@ -77,24 +79,20 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
             .detail("Code that runs as another role for maintenance (an index expression, a trigger tenancy runs as a table's owner) may not adopt schemas.")
             .raise();
     }
-    let (tenant, extension, owner, foreign, (owner_oid, owner_name)) = db::query_one(
+    let (tenant, extension, foreign) = db::query_one(
         "SELECT (SELECT t.identifier FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) n.nspname),
                 (SELECT e.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
                   WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) n.oid
                     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'e'
                   LIMIT 1),
-                CASE WHEN NOT pg_catalog.pg_has_role($2, n.nspowner, 'USAGE') THEN n.nspowner::pg_catalog.regrole::text END,
                 (SELECT pg_catalog.format('%s (owned by %s)', c.oid::pg_catalog.regclass, c.relowner::pg_catalog.regrole)
                    FROM pg_catalog.pg_class c
                   WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid AND NOT pg_catalog.pg_has_role($2, c.relowner, 'USAGE')
-                  ORDER BY c.relname LIMIT 1),
-                n.nspowner, n.nspowner::pg_catalog.regrole::text
+                  ORDER BY c.relname LIMIT 1)
            FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) $1",
         Mode::Latest,
         &[oid.into(), caller.role.into()],
-        |r| {
-            (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3), r.get::<String>(4), (r.must::<pg_sys::Oid>(5), r.must::<String>(6)))
-        },
+        |r| (r.get::<String>(1), r.get::<String>(2), r.get::<String>(3)),
     )
     .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" vanished while locked")));
     if let Some(tenant) = tenant {
@@ -106,8 +104,9 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
         errors::unsupported(format!("schema \"{schema}\" belongs to the extension \"{extension}\" and cannot be a tenant's"))
             .raise();
     }
-    if let Some(owner) = owner {
-        errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it is owned by role {owner}"))
+    let owner = access::role_name(owner_oid);
+    if !unsafe { pg_sys::has_privs_of_role(caller.role, owner_oid) } {
+        errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it is owned by role {}", quote(&owner)))
             .hint("Only a role with the privileges of the schema's owner may make it a tenant's schema.")
             .raise();
     }
@@ -123,8 +122,7 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     // it has every role's privileges without being anyone.)
     let callers_own = owner_oid == caller.role || unsafe { pg_sys::is_member_of_role_nosuper(caller.role, owner_oid) };
     if !callers_own {
-        let owner = owner_name;
-        errors::warning(format!("schema \"{schema}\" is owned by role {owner}, which keeps an owner's rights on the tenant's data"))
+        errors::warning(format!("schema \"{schema}\" is owned by role {}, which keeps an owner's rights on the tenant's data", quote(&owner)))
             .detail("The owner reads and changes its tables whatever the tenant's status, later migrations run as the owner, and its triggers run for the tenant's grantees.")
             .hint(format!("If that is not expected, roll back; give the schema and its tables to another role first (ALTER SCHEMA {} OWNER TO …).", quote(schema)))
             .warn();
@@ -132,23 +130,8 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     true
 }
 
-fn schema_oid(schema: &str) -> Option<pg_sys::Oid> {
-    db::query_one(
-        "SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1",
-        Mode::Latest,
-        &[schema.into()],
-        |r| r.must::<pg_sys::Oid>(1),
-    )
-}
-
 pub fn schema_exists(schema: &str) -> bool {
-    db::query_one(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
-        Mode::Write,
-        &[schema.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false)
+    crate::direct::namespace(schema).is_some()
 }
 
 pub fn database_exists(database: &str) -> bool {

@@ -110,12 +110,7 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     if policy_exists(tbl) {
         db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
     }
-    let default = format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id()");
-    if crate::citus::is_distributed(tbl.0) {
-        crate::citus::on_coordinator_only(&default);
-    } else {
-        db::execute_dynamic(&default);
-    }
+    crate::citus::alter_column_default(tbl.0, &format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id()"));
     // One statement per call: Citus sends a distributed table's DDL to the
     // shards as the whole query string, which may hold one command only.
     db::execute_dynamic(&format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"));
@@ -259,12 +254,7 @@ fn disable_rls(tbl: Option<RegClass>) {
     }
     db::execute_dynamic(&format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY"));
     db::execute_dynamic(&format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"));
-    let default = format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT");
-    if crate::citus::is_distributed(tbl.0) {
-        crate::citus::on_coordinator_only(&default);
-    } else {
-        db::execute_dynamic(&default);
-    }
+    crate::citus::alter_column_default(tbl.0, &format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"));
     access::as_owner(|| {
         db::execute(
             "DELETE FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
