@@ -8,7 +8,8 @@ set -euo pipefail
 cmd=${1:?start|stop|psql}
 dir=${2:-/tmp/tenancy-pg}
 port=${3:-28815}
-bin=/usr/lib/postgresql/15/bin
+# PG_BIN: another (relocated) copy of PostgreSQL 15, e.g. for a second build.
+bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 as_pg() {
   if [ "$(id -un)" = postgres ]; then "$@"; else sudo -u postgres -H -- "$@"; fi

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 dir=${1:-/tmp/tenancy-test/citus}
 port=${2:-28880}
-pkglib=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
+pkglib=$("${PG_BIN:-/usr/lib/postgresql/15/bin}/pg_config" --pkglibdir)
 if [ ! -f "$pkglib/citus.so" ]; then
   echo "citus: skipped (Citus is not installed, and ../shared/vendor/citus/build.sh was not found to build it)"
   exit 0
