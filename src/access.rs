@@ -47,8 +47,14 @@ pub enum Restrict {
 pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) -> R {
     let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
         | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
-        | if restrict == Restrict::OperationNoForceRls { pg_sys::SECURITY_NOFORCE_RLS as i32 } else { 0 };
-    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || switched(role, flags, f))
+        | if restrict == Restrict::OperationNoForceRls {
+            pg_sys::SECURITY_NOFORCE_RLS as i32
+        } else {
+            0
+        };
+    crate::settings::isolated(&[(c"search_path", "pg_catalog, pg_temp")], || {
+        switched(role, flags, f)
+    })
 }
 
 /// Runs `f` as `role`, as a security-restricted operation (see
@@ -56,7 +62,9 @@ pub fn as_role<R>(role: pg_sys::Oid, restrict: Restrict, f: impl FnOnce() -> R) 
 /// search_path) in force; whatever `f` sets is undone after it
 /// (`settings::isolated`).
 pub fn restricted_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    crate::settings::isolated(&[], || switched(role, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f))
+    crate::settings::isolated(&[], || {
+        switched(role, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f)
+    })
 }
 
 /// The owner of a schema (a tenant's: the extension owner, or the owner of
@@ -95,7 +103,11 @@ pub fn definer<R>(f: impl FnOnce(Caller) -> R) -> R {
         role: unsafe { pg_sys::GetUserId() },
         restricted: unsafe { pg_sys::InSecurityRestrictedOperation() },
     };
-    switched(crate::direct::catalog_owner(), pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32, || f(caller))
+    switched(
+        crate::direct::catalog_owner(),
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        || f(caller),
+    )
 }
 
 /// Who called a [`definer`] function.
@@ -135,7 +147,11 @@ pub fn current_role() -> pg_sys::Oid {
 pub fn role_name(role: pg_sys::Oid) -> String {
     unsafe {
         let p = pg_sys::GetUserNameFromId(role, true);
-        if p.is_null() { format!("{}", role.to_u32()) } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
+        if p.is_null() {
+            format!("{}", role.to_u32())
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
     }
 }
 
@@ -155,7 +171,10 @@ pub fn may_act_for(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
         return false;
     }
     let marked = Marked::now();
-    grantees.into_iter().filter(|g| marked.counts(*g)).any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
+    grantees
+        .into_iter()
+        .filter(|g| marked.counts(*g))
+        .any(|g| unsafe { pg_sys::has_privs_of_role(role, g) })
 }
 
 /// The type whose USAGE privilege marks the roles granted a tenant.
@@ -204,8 +223,17 @@ fn mark(role: pg_sys::Oid, name: &str) {
 /// marker again afterwards sees what the first committed, and decides
 /// again.  False in a database not yet updated to 0.3.0 (no marker).
 fn lock_marker() -> bool {
-    let Some(typoid) = crate::direct::marker_type() else { return false };
-    unsafe { pg_sys::LockDatabaseObject(pg_sys::TypeRelationId, typoid, 0, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE) };
+    let Some(typoid) = crate::direct::marker_type() else {
+        return false;
+    };
+    unsafe {
+        pg_sys::LockDatabaseObject(
+            pg_sys::TypeRelationId,
+            typoid,
+            0,
+            pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE,
+        )
+    };
     true
 }
 
@@ -215,12 +243,18 @@ fn lock_marker() -> bool {
 /// revoke, and after a tenant is deleted (its row and grants removed, or
 /// its status made final), so that the role can then be dropped.
 pub fn unmark_ungranted() {
-    if crate::direct::marker_type().is_none() || ungranted_marked_roles().is_empty() || !lock_marker() {
+    if crate::direct::marker_type().is_none()
+        || ungranted_marked_roles().is_empty()
+        || !lock_marker()
+    {
         return;
     }
     // Decided again under the lock, on what other changes committed.
     for role in ungranted_marked_roles() {
-        db::execute_dynamic(&format!("REVOKE USAGE ON TYPE {MARKER} FROM {}", quote(&role)));
+        db::execute_dynamic(&format!(
+            "REVOKE USAGE ON TYPE {MARKER} FROM {}",
+            quote(&role)
+        ));
     }
 }
 
@@ -271,9 +305,13 @@ fn warn_if_createrole(role: pg_sys::Oid, name: &str) {
 /// Raises 42501 unless `role` may act for `t`.
 pub fn check_may_act(role: pg_sys::Oid, t: &Tenant) {
     if !may_act_for(role, t.id) {
-        errors::forbidden(format!("role \"{}\" may not act for tenant \"{}\"", role_name(role), t.identifier))
-            .hint("An administrator can allow it with tenancy.grant_tenant(role, tenant).")
-            .raise();
+        errors::forbidden(format!(
+            "role \"{}\" may not act for tenant \"{}\"",
+            role_name(role),
+            t.identifier
+        ))
+        .hint("An administrator can allow it with tenancy.grant_tenant(role, tenant).")
+        .raise();
     }
 }
 
@@ -328,7 +366,11 @@ pub fn take_over_schema(schema: &str) -> Vec<String> {
     let sql: String = revokes
         .iter()
         .map(|(what, grantee)| {
-            let cascade = if what.starts_with("ALTER DEFAULT") { "" } else { " CASCADE" };
+            let cascade = if what.starts_with("ALTER DEFAULT") {
+                ""
+            } else {
+                " CASCADE"
+            };
             format!("{what} FROM {grantee}{cascade};")
         })
         .collect();
@@ -344,7 +386,11 @@ pub fn take_over_schema(schema: &str) -> Vec<String> {
 /// The tables (views, foreign tables…) and the sequences of schema `nsp`,
 /// owned by `owner` or, with `owned: false`, by any other role, each as a
 /// list for one GRANT or REVOKE (None when there are none).
-fn relations(nsp: pg_sys::Oid, owner: pg_sys::Oid, owned: bool) -> (Option<String>, Option<String>) {
+fn relations(
+    nsp: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    owned: bool,
+) -> (Option<String>, Option<String>) {
     db::query_one(
         "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.<>) 'S'),
                 pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ') FILTER (WHERE c.relkind OPERATOR(pg_catalog.=) 'S')
@@ -367,10 +413,14 @@ fn grant_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &s
     let (tables, sequences) = relations(nsp, owner, true);
     let mut sql = format!("GRANT USAGE ON SCHEMA {s} TO {r};");
     if let Some(tables) = tables {
-        sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {tables} TO {r};"));
+        sql.push_str(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {tables} TO {r};"
+        ));
     }
     if let Some(sequences) = sequences {
-        sql.push_str(&format!("GRANT USAGE, SELECT ON SEQUENCE {sequences} TO {r};"));
+        sql.push_str(&format!(
+            "GRANT USAGE, SELECT ON SEQUENCE {sequences} TO {r};"
+        ));
     }
     sql.push_str(&format!(
         "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r};
@@ -385,7 +435,9 @@ fn grant_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &s
 /// part, as a grantee, when the tenant opens again).
 fn revoke_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &str) {
     let (s, r, o) = (quote(schema), quote(role), quote(&role_name(owner)));
-    let role_oid = std::ffi::CString::new(role).map_or(pg_sys::InvalidOid, |c| unsafe { pg_sys::get_role_oid(c.as_ptr(), true) });
+    let role_oid = std::ffi::CString::new(role).map_or(pg_sys::InvalidOid, |c| unsafe {
+        pg_sys::get_role_oid(c.as_ptr(), true)
+    });
     let owns_schema = role_oid == owner;
     let (tables, sequences) = relations(nsp, role_oid, false);
     let mut sql = String::new();
@@ -415,15 +467,25 @@ fn revoke_schema(schema: &str, (nsp, owner): (pg_sys::Oid, pg_sys::Oid), role: &
 fn set_data_access(t: &Tenant, role: &str, open: bool) {
     if let Some(schema) = t.schema_name.as_deref() {
         if let Some(found) = crate::direct::namespace(schema) {
-            if open { grant_schema(schema, found, role) } else { revoke_schema(schema, found, role) }
+            if open {
+                grant_schema(schema, found, role)
+            } else {
+                revoke_schema(schema, found, role)
+            }
         }
     }
-    if let Some(database) = t.database_name.as_deref().filter(|d| crate::provision::database_exists(d)) {
+    if let Some(database) = t
+        .database_name
+        .as_deref()
+        .filter(|d| crate::provision::database_exists(d))
+    {
         let (d, r) = (quote(database), quote(role));
         if open {
             db::execute_dynamic(&format!("GRANT CONNECT, TEMPORARY ON DATABASE {d} TO {r}"));
         } else {
-            db::execute_dynamic(&format!("REVOKE CONNECT, TEMPORARY ON DATABASE {d} FROM {r}"));
+            db::execute_dynamic(&format!(
+                "REVOKE CONNECT, TEMPORARY ON DATABASE {d} FROM {r}"
+            ));
         }
     }
 }
@@ -446,8 +508,15 @@ fn set_all_data_access(t: &Tenant, open: bool) {
     if t.schema_name.is_none() && t.database_name.is_none() {
         return;
     }
-    if let Some(database) = t.database_name.as_deref().filter(|d| crate::provision::database_exists(d)) {
-        db::execute_dynamic(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote(database)));
+    if let Some(database) = t
+        .database_name
+        .as_deref()
+        .filter(|d| crate::provision::database_exists(d))
+    {
+        db::execute_dynamic(&format!(
+            "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+            quote(database)
+        ));
     }
     for role in grantees_of(t.id) {
         set_data_access(t, &role, open);
@@ -475,22 +544,25 @@ fn grantees_of(tenant_id: pgrx::Uuid) -> Vec<String> {
 /// Whether `role` is still granted the tenant, directly or through an
 /// all-tenants grant.
 fn still_granted(role: pg_sys::Oid, tenant_id: pgrx::Uuid) -> bool {
-    Marked::now().counts(role) && db::query_one(
-        "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
+    Marked::now().counts(role)
+        && db::query_one(
+            "SELECT EXISTS (SELECT FROM tenancy.tenant_grants g
                          WHERE g.role::oid OPERATOR(pg_catalog.=) $1
                            AND (g.tenant_id OPERATOR(pg_catalog.=) $2 OR g.tenant_id IS NULL))",
-        Mode::Write,
-        &[role.into(), tenant_id.into()],
-        |r| r.must::<bool>(1),
-    )
-    .unwrap_or(false)
+            Mode::Write,
+            &[role.into(), tenant_id.into()],
+            |r| r.must::<bool>(1),
+        )
+        .unwrap_or(false)
 }
 
 /// Tenants with a schema or database of their own, not deleted.
 fn tenants_with_a_home() -> Vec<Tenant> {
     db::query(
         concat!(
-            "SELECT ", crate::tenant_cols!(), " FROM tenancy.tenants t
+            "SELECT ",
+            crate::tenant_cols!(),
+            " FROM tenancy.tenants t
               WHERE (t.schema_name IS NOT NULL OR t.database_name IS NOT NULL)
                 AND t.status OPERATOR(pg_catalog.<>) 'deleted'
               ORDER BY t.id"
@@ -507,7 +579,12 @@ fn role_of(role: Option<RegRole>) -> (pg_sys::Oid, String) {
     if name.is_null() {
         errors::invalid(format!("role with OID {} does not exist", role.to_u32())).raise();
     }
-    (role, unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned())
+    (
+        role,
+        unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// Allow `role` (and its members) to act for one tenant.
@@ -527,7 +604,12 @@ fn grant_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
     warn_if_createrole(role, &name);
     set_data_access(&t, &name, t.status == "active");
     if !inserted.is_empty() {
-        audit::record_one(Event::new(t.id, &t.identifier, "grant", json!({"role": name})));
+        audit::record_one(Event::new(
+            t.id,
+            &t.identifier,
+            "grant",
+            json!({"role": name}),
+        ));
     }
 }
 
@@ -549,7 +631,12 @@ fn revoke_tenant(role: Option<RegRole>, tenant: Option<pgrx::Uuid>) {
     }
     unmark_ungranted();
     if !deleted.is_empty() {
-        audit::record_one(Event::new(t.id, &t.identifier, "revoke", json!({"role": name})));
+        audit::record_one(Event::new(
+            t.id,
+            &t.identifier,
+            "revoke",
+            json!({"role": name}),
+        ));
     }
 }
 
@@ -570,7 +657,10 @@ fn grant_all_tenants(role: Option<RegRole>) {
         set_data_access(&t, &name, t.status == "active");
     }
     if !inserted.is_empty() {
-        audit::record_one(Event::all_tenants("grant", json!({"role": name, "all_tenants": true})));
+        audit::record_one(Event::all_tenants(
+            "grant",
+            json!({"role": name, "all_tenants": true}),
+        ));
     }
 }
 
@@ -594,6 +684,9 @@ fn revoke_all_tenants(role: Option<RegRole>) {
     }
     unmark_ungranted();
     if !deleted.is_empty() {
-        audit::record_one(Event::all_tenants("revoke", json!({"role": name, "all_tenants": true})));
+        audit::record_one(Event::all_tenants(
+            "revoke",
+            json!({"role": name, "all_tenants": true}),
+        ));
     }
 }

@@ -17,12 +17,27 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(tenant_id: pgrx::Uuid, identifier: &str, action: &'static str, details: Value) -> Self {
-        Event { tenant_id: Some(tenant_id), identifier: Some(identifier.to_string()), action, details }
+    pub fn new(
+        tenant_id: pgrx::Uuid,
+        identifier: &str,
+        action: &'static str,
+        details: Value,
+    ) -> Self {
+        Event {
+            tenant_id: Some(tenant_id),
+            identifier: Some(identifier.to_string()),
+            action,
+            details,
+        }
     }
 
     pub fn all_tenants(action: &'static str, details: Value) -> Self {
-        Event { tenant_id: None, identifier: None, action, details }
+        Event {
+            tenant_id: None,
+            identifier: None,
+            action,
+            details,
+        }
     }
 }
 
@@ -68,7 +83,14 @@ macro_rules! notify_event {
     (tenant: $tenant:literal, action: $action:literal, identifier: $identifier:literal, audit_id: $audit_id:expr) => {
         concat!(
             "pg_catalog.pg_notify('tenancy_events', pg_catalog.jsonb_build_object('action', ",
-            $action, ", 'tenant_id', ", $tenant, ", 'identifier', ", $identifier, ", 'audit_id', ", $audit_id, ")::text)"
+            $action,
+            ", 'tenant_id', ",
+            $tenant,
+            ", 'identifier', ",
+            $identifier,
+            ", 'audit_id', ",
+            $audit_id,
+            ")::text)"
         )
     };
 }

@@ -91,5 +91,13 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 extension_sql_file!(
     "../sql/catalog.sql",
     name = "catalog",
-    requires = [tenant_status, isolation, identifier_is_valid, name_is_valid, search_grams, search_keys, uuid_generate_v7]
+    requires = [
+        tenant_status,
+        isolation,
+        identifier_is_valid,
+        name_is_valid,
+        search_grams,
+        search_keys,
+        uuid_generate_v7
+    ]
 );

@@ -66,12 +66,26 @@ impl Row {
 /// multi-CTE statement on every call (PostgreSQL's default while it compares
 /// custom and generic plans) costs more than running it.
 fn prepare(sql: &str, args: &[DatumWithOid], generic: bool) -> pg_sys::SPIPlanPtr {
-    let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
+    let text = CString::new(sql)
+        .unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
-    let options = if generic { pg_sys::CURSOR_OPT_GENERIC_PLAN as i32 } else { 0 };
-    let plan = unsafe { pg_sys::SPI_prepare_cursor(text.as_ptr(), types.len() as i32, types.as_mut_ptr(), options) };
+    let options = if generic {
+        pg_sys::CURSOR_OPT_GENERIC_PLAN as i32
+    } else {
+        0
+    };
+    let plan = unsafe {
+        pg_sys::SPI_prepare_cursor(
+            text.as_ptr(),
+            types.len() as i32,
+            types.as_mut_ptr(),
+            options,
+        )
+    };
     if plan.is_null() {
-        errors::internal(format!("SPI_prepare failed ({}) for: {sql}", unsafe { pg_sys::SPI_result }));
+        errors::internal(format!("SPI_prepare failed ({}) for: {sql}", unsafe {
+            pg_sys::SPI_result
+        }));
     }
     plan
 }
@@ -88,13 +102,23 @@ fn plan_for(sql: &'static str, args: &[DatumWithOid]) -> pg_sys::SPIPlanPtr {
 }
 
 /// Runs `sql` with `args` and maps every row through `each`.
-pub fn query<R>(sql: &'static str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Vec<R> {
+pub fn query<R>(
+    sql: &'static str,
+    mode: Mode,
+    args: &[DatumWithOid],
+    each: impl FnMut(&Row) -> R,
+) -> Vec<R> {
     run(Some(sql), sql, mode, args, each)
 }
 
 /// Like [`query`] for SQL text built at run time (with quoted identifiers):
 /// planned for this call only.
-pub fn query_text<R>(sql: &str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Vec<R> {
+pub fn query_text<R>(
+    sql: &str,
+    mode: Mode,
+    args: &[DatumWithOid],
+    each: impl FnMut(&Row) -> R,
+) -> Vec<R> {
     run(None, sql, mode, args, each)
 }
 
@@ -140,7 +164,15 @@ fn run<R>(
         } else {
             let n = pg_sys::SPI_processed as usize;
             let desc = (*table).tupdesc;
-            (0..n).map(|i| each(&Row { tuple: *(*table).vals.add(i), desc, outer })).collect()
+            (0..n)
+                .map(|i| {
+                    each(&Row {
+                        tuple: *(*table).vals.add(i),
+                        desc,
+                        outer,
+                    })
+                })
+                .collect()
         };
         if cached.is_none() {
             pg_sys::SPI_freeplan(plan);
@@ -150,7 +182,12 @@ fn run<R>(
 }
 
 /// Runs `sql` and returns its first row mapped through `each`, if any.
-pub fn query_one<R>(sql: &'static str, mode: Mode, args: &[DatumWithOid], each: impl FnMut(&Row) -> R) -> Option<R> {
+pub fn query_one<R>(
+    sql: &'static str,
+    mode: Mode,
+    args: &[DatumWithOid],
+    each: impl FnMut(&Row) -> R,
+) -> Option<R> {
     query(sql, mode, args, each).into_iter().next()
 }
 
@@ -163,7 +200,8 @@ pub fn execute(sql: &'static str, args: &[DatumWithOid]) {
 /// identifiers, migration scripts).  Never cached, never given user values
 /// other than through quoting.
 pub fn execute_dynamic(sql: &str) {
-    let text = CString::new(sql).unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
+    let text = CString::new(sql)
+        .unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
     Spi::connect(|_client| unsafe {
         let rc = pg_sys::SPI_execute(text.as_ptr(), false, 0);
         match rc {
@@ -202,7 +240,14 @@ pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wa
     };
     // SAFETY: a filled-in tag; a transaction-level lock, released at the
     // end of the (sub)transaction as an advisory xact lock would be.
-    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, !wait) };
+    let got = unsafe {
+        pg_sys::LockAcquire(
+            &tag,
+            pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
+            false,
+            !wait,
+        )
+    };
     got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
@@ -242,7 +287,8 @@ pub fn subtransaction(f: impl FnOnce()) -> Result<(), (pgrx::PgSqlErrorCode, Str
                     CaughtError::RustPanic { ereport, .. } => ereport,
                 };
                 match report.sql_error_code() {
-                    pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED | pgrx::PgSqlErrorCode::ERRCODE_ASSERT_FAILURE => e.rethrow(),
+                    pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+                    | pgrx::PgSqlErrorCode::ERRCODE_ASSERT_FAILURE => e.rethrow(),
                     code => Err((code, report.message().to_string())),
                 }
             }

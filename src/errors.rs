@@ -2,9 +2,9 @@
 //! never return: they raise a PostgreSQL ERROR (which aborts the statement, so
 //! nothing a failing call did is kept).
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
-use pgrx::pg_sys::panic::ErrorReport;
 
 pub struct TenancyError {
     code: Code,
@@ -15,7 +15,12 @@ pub struct TenancyError {
 
 impl TenancyError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        TenancyError { code, message: message.into(), detail: None, hint: None }
+        TenancyError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
@@ -79,7 +84,10 @@ pub fn shown(value: &str) -> String {
 
 /// P0002: the tenant does not exist.
 pub fn tenant_not_found(what: impl std::fmt::Display) -> TenancyError {
-    TenancyError::new(Code::ERRCODE_NO_DATA_FOUND, format!("tenant {what} not found"))
+    TenancyError::new(
+        Code::ERRCODE_NO_DATA_FOUND,
+        format!("tenant {what} not found"),
+    )
 }
 
 /// 22023: a bad argument value.
@@ -123,5 +131,9 @@ pub fn required<T>(value: Option<T>, arg: &str) -> T {
 /// Internal failures of the SPI layer are bugs, never user errors: report them
 /// as such rather than letting a Rust panic surface.
 pub fn internal(what: impl std::fmt::Display) -> ! {
-    TenancyError::new(Code::ERRCODE_INTERNAL_ERROR, format!("tenancy internal error: {what}")).raise()
+    TenancyError::new(
+        Code::ERRCODE_INTERNAL_ERROR,
+        format!("tenancy internal error: {what}"),
+    )
+    .raise()
 }

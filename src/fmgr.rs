@@ -18,7 +18,8 @@ macro_rules! fmgr_v1 {
         #[no_mangle]
         #[doc(hidden)]
         pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
-            const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            const V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
             &V1
         }
     };
@@ -45,9 +46,14 @@ pub unsafe fn return_set(
         || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
         || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32) == 0
     {
-        crate::errors::unsupported("set-valued function called in context that cannot accept a set").raise();
+        crate::errors::unsupported(
+            "set-valued function called in context that cannot accept a set",
+        )
+        .raise();
     }
-    let random = ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32) != 0;
+    let random = ((*rsinfo).allowedModes
+        & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32)
+        != 0;
     let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
     let caller = pg_sys::MemoryContextSwitchTo(per_query);
     let store = pg_sys::tuplestore_begin_heap(random, false, pg_sys::work_mem);

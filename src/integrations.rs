@@ -62,10 +62,17 @@ fn set_tenant_from_claims(
         .unwrap_or_else(|_| errors::invalid("request.jwt.claims is not valid JSON").raise());
     let tenant = match parsed.get(claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Null) | None => errors::invalid(format!("the JWT has no \"{}\" claim", errors::shown(claim)))
-            .hint("Name the claim that holds the tenant: tenancy.set_tenant_from_claims('claim_name').")
-            .raise(),
-        Some(_) => errors::invalid(format!("the JWT claim \"{}\" is not a string", errors::shown(claim))).raise(),
+        Some(Value::Null) | None => errors::invalid(format!(
+            "the JWT has no \"{}\" claim",
+            errors::shown(claim)
+        ))
+        .hint("Name the claim that holds the tenant: tenancy.set_tenant_from_claims('claim_name').")
+        .raise(),
+        Some(_) => errors::invalid(format!(
+            "the JWT claim \"{}\" is not a string",
+            errors::shown(claim)
+        ))
+        .raise(),
     };
     context::set_tenant_checked(&tenant, is_local).row
 }
@@ -82,7 +89,8 @@ fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
     let role = access::current_role();
     let t: Tenant = match tenant {
         Some(id) => {
-            let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| errors::tenant_not_found(id).raise());
+            let t = tenants::find_by_id(id, Mode::Latest)
+                .unwrap_or_else(|| errors::tenant_not_found(id).raise());
             // Same checks as set_tenant: only an active tenant's requests count.
             context::check_usable(&t, role);
             t
@@ -98,8 +106,12 @@ fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
     // Callers for one tenant queue here; the count below is read after the lock.
     db::lock_tenant(validate::LockPurpose::RateLimit, t.id, true);
     let metadata = t.row.get_by_name::<pgrx::JsonB>("metadata").ok().flatten();
-    let limit = validate::metadata_rate_limit(metadata.as_ref().and_then(|m| m.0.get("rate_limit_per_minute")))
-        .unwrap_or(default_limit);
+    let limit = validate::metadata_rate_limit(
+        metadata
+            .as_ref()
+            .and_then(|m| m.0.get("rate_limit_per_minute")),
+    )
+    .unwrap_or(default_limit);
     // The hits table is not the caller's: record as the extension owner.
     let admitted = access::as_owner(|| {
         db::query_one(

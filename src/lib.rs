@@ -30,7 +30,11 @@ mod sqltypes;
 mod tenants;
 pub mod validate;
 
-extension_sql_file!("../sql/isolation.sql", name = "isolation_catalog", requires = ["catalog"]);
+extension_sql_file!(
+    "../sql/isolation.sql",
+    name = "isolation_catalog",
+    requires = ["catalog"]
+);
 extension_sql_file!(
     "../sql/migrate.sql",
     name = "migrate",
@@ -65,4 +69,3 @@ pub mod pg_test {
         vec![]
     }
 }
-

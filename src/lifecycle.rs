@@ -26,15 +26,22 @@ const IDENTIFIER_HINT: &str =
 
 pub fn check_identifier(identifier: &str) {
     if let Err(why) = validate::check_identifier(identifier) {
-        errors::invalid(format!("invalid tenant identifier \"{}\": {why}", errors::shown(identifier)))
-            .hint(IDENTIFIER_HINT)
-            .raise();
+        errors::invalid(format!(
+            "invalid tenant identifier \"{}\": {why}",
+            errors::shown(identifier)
+        ))
+        .hint(IDENTIFIER_HINT)
+        .raise();
     }
 }
 
 fn check_name(name: &str) {
     if let Err(why) = validate::check_name(name) {
-        errors::invalid(format!("invalid tenant name \"{}\": {why}", errors::shown(name))).raise();
+        errors::invalid(format!(
+            "invalid tenant name \"{}\": {why}",
+            errors::shown(name)
+        ))
+        .raise();
     }
 }
 
@@ -101,9 +108,12 @@ fn check_schema_name(given: String, iso: isolation) -> String {
             .raise();
     }
     if iso != isolation::schema {
-        errors::invalid(format!("schema_name is only for schema tenants; this tenant's isolation is {}", iso.as_str()))
-            .hint("Pass isolation => 'schema' with schema_name.")
-            .raise();
+        errors::invalid(format!(
+            "schema_name is only for schema tenants; this tenant's isolation is {}",
+            iso.as_str()
+        ))
+        .hint("Pass isolation => 'schema' with schema_name.")
+        .raise();
     }
     given
 }
@@ -123,7 +133,17 @@ fn create_tenant_with_schema_name(
     id: default!(Option<pgrx::Uuid>, "NULL"),
     schema_name: default!(Option<Name>, "NULL"),
 ) -> pgrx::composite_type!('static, "tenants") {
-    access::definer(|caller| create(caller, identifier, name, metadata, isolation, id, schema_name))
+    access::definer(|caller| {
+        create(
+            caller,
+            identifier,
+            name,
+            metadata,
+            isolation,
+            id,
+            schema_name,
+        )
+    })
 }
 
 fn create(
@@ -143,14 +163,17 @@ fn create(
     let meta = check_object(&metadata, "metadata");
     let iso = resolve_isolation(isolation, &meta);
     let given = schema_name.map(|n| check_schema_name(n.0, iso));
-    let (schema_name, database_name) = match iso {
-        isolation::schema => (
-            Some(given.clone().unwrap_or_else(|| object_name(&settings::schema_prefix(), identifier, "schema"))),
-            None,
-        ),
-        isolation::database => (None, Some(object_name("tenant_", identifier, "database"))),
-        isolation::rls => (None, None),
-    };
+    let (schema_name, database_name) =
+        match iso {
+            isolation::schema => (
+                Some(given.clone().unwrap_or_else(|| {
+                    object_name(&settings::schema_prefix(), identifier, "schema")
+                })),
+                None,
+            ),
+            isolation::database => (None, Some(object_name("tenant_", identifier, "database"))),
+            isolation::rls => (None, None),
+        };
     // A schema named by the caller may exist already: it is adopted (after
     // the checks of provision::check_adoptable).  A derived name never is.
     let adopt = given.is_some_and(|s| provision::check_adoptable(&s, caller));
@@ -192,7 +215,14 @@ fn create(
         ],
         Tenant::from_row,
     );
-    let tenant = inserted.unwrap_or_else(|| raise_conflict(id, identifier, schema_name.as_deref(), database_name.as_deref()));
+    let tenant = inserted.unwrap_or_else(|| {
+        raise_conflict(
+            id,
+            identifier,
+            schema_name.as_deref(),
+            database_name.as_deref(),
+        )
+    });
     if let Some(details) = provision::provision(&tenant, adopt) {
         audit::record_one(Event::new(tenant.id, identifier, "provision", details));
     }
@@ -214,7 +244,12 @@ fn create_tenant(
 }
 
 /// The insert hit a unique index: say which value is taken.
-fn raise_conflict(id: Option<pgrx::Uuid>, identifier: &str, schema: Option<&str>, database: Option<&str>) -> ! {
+fn raise_conflict(
+    id: Option<pgrx::Uuid>,
+    identifier: &str,
+    schema: Option<&str>,
+    database: Option<&str>,
+) -> ! {
     let clash = db::query_one(
         "SELECT t.id OPERATOR(pg_catalog.=) $1, t.identifier OPERATOR(pg_catalog.=) $2,
                 t.schema_name::text OPERATOR(pg_catalog.=) $3, t.database_name::text OPERATOR(pg_catalog.=) $4
@@ -227,11 +262,24 @@ fn raise_conflict(id: Option<pgrx::Uuid>, identifier: &str, schema: Option<&str>
         |r| (r.get::<bool>(1) == Some(true), r.get::<bool>(2) == Some(true), r.get::<bool>(3) == Some(true)),
     );
     let err = match clash {
-        Some((_, true, _)) => errors::duplicate(format!("tenant identifier \"{identifier}\" already exists")),
-        Some((true, _, _)) => errors::duplicate(format!("tenant id {} already exists", id.map(|u| u.to_string()).unwrap_or_default())),
-        Some((_, _, true)) => errors::duplicate(format!("schema name \"{}\" is already used by another tenant", schema.unwrap_or(""))),
-        Some(_) => errors::duplicate(format!("database name \"{}\" is already used by another tenant", database.unwrap_or(""))),
-        None => errors::duplicate(format!("tenant \"{identifier}\" conflicts with a concurrent change")),
+        Some((_, true, _)) => {
+            errors::duplicate(format!("tenant identifier \"{identifier}\" already exists"))
+        }
+        Some((true, _, _)) => errors::duplicate(format!(
+            "tenant id {} already exists",
+            id.map(|u| u.to_string()).unwrap_or_default()
+        )),
+        Some((_, _, true)) => errors::duplicate(format!(
+            "schema name \"{}\" is already used by another tenant",
+            schema.unwrap_or("")
+        )),
+        Some(_) => errors::duplicate(format!(
+            "database name \"{}\" is already used by another tenant",
+            database.unwrap_or("")
+        )),
+        None => errors::duplicate(format!(
+            "tenant \"{identifier}\" conflicts with a concurrent change"
+        )),
     };
     err.hint("Identifiers, ids, schema and database names are unique across all tenants, deleted ones included.").raise()
 }
@@ -289,14 +337,20 @@ fn update_tenant(
                     metadata = COALESCE($4, t.metadata),
                     updated_at = GREATEST(pg_catalog.now(), t.created_at)
               WHERE t.id OPERATOR(pg_catalog.=) $1
-          RETURNING ", tenant_cols!()
+          RETURNING ",
+            tenant_cols!()
         ),
         Mode::Write,
         &[id.into(), identifier.into(), name.into(), metadata.into()],
         Tenant::from_row,
     )
     .unwrap_or_else(|| errors::tenant_not_found(id).raise());
-    audit::record_one(Event::new(id, &updated.identifier, "update", Value::Object(details)));
+    audit::record_one(Event::new(
+        id,
+        &updated.identifier,
+        "update",
+        Value::Object(details),
+    ));
     updated.row
 }
 
@@ -335,7 +389,8 @@ fn change_status_and_access(t: &Tenant, status: &str, sync_access: bool) -> Opti
                 SET status = $2::tenancy.tenant_status,
                     updated_at = GREATEST(pg_catalog.now(), t.created_at)
               WHERE t.id OPERATOR(pg_catalog.=) $1
-          RETURNING ", tenant_cols!()
+          RETURNING ",
+            tenant_cols!()
         ),
         Mode::Write,
         &[t.id.into(), status.into()],
@@ -356,7 +411,12 @@ pub fn set_status_of(id: pgrx::Uuid, status: &str) -> Tenant {
     match change_status(&old, status) {
         None => old,
         Some(t) => {
-            audit::record_one(Event::new(t.id, &t.identifier, "status", json!({"status": change(old.status, status)})));
+            audit::record_one(Event::new(
+                t.id,
+                &t.identifier,
+                "status",
+                json!({"status": change(old.status, status)}),
+            ));
             t
         }
     }
@@ -365,7 +425,10 @@ pub fn set_status_of(id: pgrx::Uuid, status: &str) -> Tenant {
 /// Change a tenant's status, following the transition rules (else 55000).
 #[pg_extern(volatile, security_definer, requires = ["catalog"])]
 #[search_path(pg_catalog, pg_temp)]
-fn set_status(id: Option<pgrx::Uuid>, status: Option<tenant_status>) -> pgrx::composite_type!('static, "tenants") {
+fn set_status(
+    id: Option<pgrx::Uuid>,
+    status: Option<tenant_status>,
+) -> pgrx::composite_type!('static, "tenants") {
     let id = required(id, "id");
     let status = required(status, "status");
     set_status_of(id, status.as_str()).row
@@ -399,7 +462,9 @@ fn bulk_set_status(
     // Lock in id order so concurrent bulk calls cannot deadlock each other.
     let locked = db::query(
         concat!(
-            "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenancy.tenants t
               WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[])
               ORDER BY t.id FOR UPDATE"
         ),
@@ -407,7 +472,10 @@ fn bulk_set_status(
         &[ids.clone().into()],
         Tenant::from_row,
     );
-    if let Some(bad) = locked.iter().find(|t| !validate::transition_allowed(&t.status, status)) {
+    if let Some(bad) = locked
+        .iter()
+        .find(|t| !validate::transition_allowed(&t.status, status))
+    {
         illegal_transition(bad, status);
     }
     let changing: Vec<&Tenant> = locked.iter().filter(|t| t.status != status).collect();
@@ -420,7 +488,10 @@ fn bulk_set_status(
               WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[])",
             &[changing_ids.clone().into(), status.into()],
         );
-        for t in tenants::by_ids(changing_ids.iter().map(|id| Some(*id)).collect(), Mode::Write) {
+        for t in tenants::by_ids(
+            changing_ids.iter().map(|id| Some(*id)).collect(),
+            Mode::Write,
+        ) {
             access::sync_data_access(&t);
         }
         if status == "deleted" {
@@ -429,7 +500,14 @@ fn bulk_set_status(
         audit::record(
             changing
                 .iter()
-                .map(|t| Event::new(t.id, &t.identifier, "status", json!({"status": change(t.status.as_str(), status)})))
+                .map(|t| {
+                    Event::new(
+                        t.id,
+                        &t.identifier,
+                        "status",
+                        json!({"status": change(t.status.as_str(), status)}),
+                    )
+                })
                 .collect(),
         );
     }
@@ -459,11 +537,16 @@ macro_rules! merge_statement {
 /// to JSON null is kept as null.
 #[pg_extern(volatile, security_definer, requires = ["catalog"])]
 #[search_path(pg_catalog, pg_temp)]
-fn merge_metadata(id: Option<pgrx::Uuid>, patch: Option<JsonB>) -> pgrx::composite_type!('static, "tenants") {
+fn merge_metadata(
+    id: Option<pgrx::Uuid>,
+    patch: Option<JsonB>,
+) -> pgrx::composite_type!('static, "tenants") {
     let id = required(id, "id");
     let patch = required(patch, "patch").0;
     if check_object(&patch, "patch").is_empty() {
-        return tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise()).row;
+        return tenants::find_by_id(id, Mode::Write)
+            .unwrap_or_else(|| errors::tenant_not_found(id).raise())
+            .row;
     }
     // One statement: the UPDATE, its audit row and its notification.  The
     // audit wants the old values of the patched keys, which RETURNING cannot
@@ -510,7 +593,10 @@ fn capture_installed() -> bool {
     // SAFETY: to_regprocedure(text) returns a regprocedure or NULL; it reads
     // the catalog caches, no SQL.
     let found = unsafe {
-        pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regprocedure, &["tenancy.merge_captured()".into_datum()])
+        pgrx::direct_function_call::<pg_sys::Oid>(
+            pg_sys::to_regprocedure,
+            &["tenancy.merge_captured()".into_datum()],
+        )
     }
     .is_some();
     FOUND.with(|f| f.set(found));
@@ -519,7 +605,10 @@ fn capture_installed() -> bool {
 
 /// merge_metadata as 0.1.0 did it: lock the row and read the patched keys'
 /// old values, then UPDATE, audit and notify in a second statement.
-fn merge_with_lock_first(id: pgrx::Uuid, patch: Value) -> pgrx::composite_type!('static, "tenants") {
+fn merge_with_lock_first(
+    id: pgrx::Uuid,
+    patch: Value,
+) -> pgrx::composite_type!('static, "tenants") {
     let old_values = db::query_one(
         "SELECT COALESCE((SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
                             FROM pg_catalog.jsonb_each(t.metadata) AS k
@@ -557,7 +646,11 @@ fn merge_capture(old: Option<JsonB>, patch: Option<JsonB>) -> Option<JsonB> {
 /// the row just updated (`{}` when none).
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
 fn merge_captured() -> JsonB {
-    JsonB(CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_else(|| json!({})))
+    JsonB(
+        CAPTURED
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_else(|| json!({})),
+    )
 }
 
 /// Remove keys from the tenant's metadata in one UPDATE.
@@ -580,7 +673,9 @@ fn remove_metadata_keys(
                                       ELSE t.updated_at END
                FROM o
               WHERE t.id OPERATOR(pg_catalog.=) o.id
-          RETURNING ", tenant_cols!(), ",
+          RETURNING ",
+            tenant_cols!(),
+            ",
                     (SELECT pg_catalog.jsonb_object_agg(k.key, k.value)
                        FROM pg_catalog.jsonb_each(o.metadata) AS k
                       WHERE k.key OPERATOR(pg_catalog.=) ANY ($2::text[]))"
@@ -591,7 +686,12 @@ fn remove_metadata_keys(
     )
     .unwrap_or_else(|| errors::tenant_not_found(id).raise());
     if let Some(removed) = removed {
-        audit::record_one(Event::new(t.id, &t.identifier, "metadata", json!({"remove": keys, "old": removed})));
+        audit::record_one(Event::new(
+            t.id,
+            &t.identifier,
+            "metadata",
+            json!({"remove": keys, "old": removed}),
+        ));
     }
     t.row
 }
@@ -617,7 +717,12 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
         }
         if old_status != "deleted" {
             change_status_and_access(&t, "deleted", !keep_privileges);
-            events.push(Event::new(id, &t.identifier, "delete", json!({"soft": true, "status": change(old_status, "deleted")})));
+            events.push(Event::new(
+                id,
+                &t.identifier,
+                "delete",
+                json!({"soft": true, "status": change(old_status, "deleted")}),
+            ));
         }
     } else {
         if !keep_privileges {
@@ -629,12 +734,22 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
             &[id.into()],
             |r| r.must::<JsonB>(1).0,
         );
-        events.push(Event::new(id, &t.identifier, "delete", json!({"soft": false, "tenant": row})));
+        events.push(Event::new(
+            id,
+            &t.identifier,
+            "delete",
+            json!({"soft": false, "tenant": row}),
+        ));
         // The tenant's grants went with its row.
         access::unmark_ungranted();
     }
     if destroy_data {
-        events.push(Event::new(id, &t.identifier, "destroy", provision::destroy(&t)));
+        events.push(Event::new(
+            id,
+            &t.identifier,
+            "destroy",
+            provision::destroy(&t),
+        ));
     }
     audit::record(events);
 }

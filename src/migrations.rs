@@ -31,7 +31,10 @@ fn quote(ident: &str) -> String {
 /// `access::definer`, which tells it who called (see check_owner_rights).
 #[pg_extern(name = "add_migration", volatile, requires = ["isolation_catalog"])]
 #[search_path(pg_catalog, pg_temp)]
-fn add_migration_as_caller(name: Option<&str>, sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
+fn add_migration_as_caller(
+    name: Option<&str>,
+    sql: Option<&str>,
+) -> pgrx::composite_type!('static, "migrations") {
     crate::access::definer(|caller| register_migration(caller, name, sql))
 }
 
@@ -42,7 +45,10 @@ fn add_migration_as_caller(name: Option<&str>, sql: Option<&str>) -> pgrx::compo
 /// tenancy UPDATE moves add_migration to the entry point above.
 #[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
-fn add_migration(_name: Option<&str>, _sql: Option<&str>) -> pgrx::composite_type!('static, "migrations") {
+fn add_migration(
+    _name: Option<&str>,
+    _sql: Option<&str>,
+) -> pgrx::composite_type!('static, "migrations") {
     errors::wrong_state("this database's tenancy extension is older than its library: add_migration waits for the update")
         .detail("Before 0.4.0, add_migration could not tell which role called it.")
         .hint("Run ALTER EXTENSION tenancy UPDATE; then register the migration.")
@@ -57,14 +63,18 @@ fn register_migration(
     let name = required(name, "name");
     let sql = required(sql, "sql");
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.trim().is_empty() || name.chars().any(char::is_control) {
+    if n == 0 || n > MAX_NAME_CHARS || name.trim().is_empty() || name.chars().any(char::is_control)
+    {
         errors::invalid(format!(
             "invalid migration name \"{}\": 1 to 63 characters, not blank, no control characters",
             errors::shown(name)
         ))
-            .raise();
+        .raise();
     }
-    if sql.trim_matches(|c: char| c.is_whitespace() || c == ';').is_empty() {
+    if sql
+        .trim_matches(|c: char| c.is_whitespace() || c == ';')
+        .is_empty()
+    {
         errors::invalid(format!("migration \"{}\" has no SQL", errors::shown(name))).raise();
     }
     check_owner_rights(caller);
@@ -104,7 +114,9 @@ fn apply(schema: &str, migration: &str) {
         &[migration.into()],
         |r| r.must::<String>(1),
     )
-    .unwrap_or_else(|| errors::invalid(format!("migration \"{migration}\" does not exist")).raise());
+    .unwrap_or_else(|| {
+        errors::invalid(format!("migration \"{migration}\" does not exist")).raise()
+    });
     // pg_temp named last: otherwise PostgreSQL searches the session's
     // temporary schema first for relations, and a caller's temporary table
     // (with its triggers) would stand in for the tenant's.  A
@@ -116,7 +128,9 @@ fn apply(schema: &str, migration: &str) {
     // runs with the extension owner's rights.
     let path = format!("{}, pg_catalog, pg_temp", quote(schema));
     let owner = crate::access::schema_owner(schema);
-    crate::settings::scoped(&[(c"search_path", &path)], || crate::access::restricted_as(owner, || db::execute_dynamic(&sql)));
+    crate::settings::scoped(&[(c"search_path", &path)], || {
+        crate::access::restricted_as(owner, || db::execute_dynamic(&sql))
+    });
 }
 
 /// The migrations not yet applied to the tenant, in registration order.
@@ -132,8 +146,13 @@ macro_rules! pending_sql {
 }
 
 fn pending(tenant: pgrx::Uuid) -> Vec<String> {
-    db::query_one(concat!("SELECT ", pending_sql!()), Mode::Write, &[tenant.into()], |r| r.must::<Vec<String>>(1))
-        .unwrap_or_default()
+    db::query_one(
+        concat!("SELECT ", pending_sql!()),
+        Mode::Write,
+        &[tenant.into()],
+        |r| r.must::<Vec<String>>(1),
+    )
+    .unwrap_or_default()
 }
 
 /// The ledger rows of one tenant's run, as a CTE named `ledger`: $1 the
@@ -161,7 +180,14 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
     }
     crate::context::forget();
     let details = json!({"applied": applied, "failed": failed, "error": error});
-    let args = [t.id.into(), applied.to_vec().into(), failed.into(), error.into(), t.identifier.as_str().into(), pgrx::JsonB(details).into()];
+    let args = [
+        t.id.into(),
+        applied.to_vec().into(),
+        failed.into(),
+        error.into(),
+        t.identifier.as_str().into(),
+        pgrx::JsonB(details).into(),
+    ];
     macro_rules! outcome {
         ($unskipped:literal) => {
             concat!(
@@ -204,9 +230,18 @@ pub fn apply_all(t: &Tenant, schema: &str) -> Vec<String> {
 fn record_applied(t: &Tenant, names: &[String]) {
     if !names.is_empty() {
         db::query(
-            concat!("WITH ", ledger_cte!(), " SELECT pg_catalog.count(*) FROM ledger"),
+            concat!(
+                "WITH ",
+                ledger_cte!(),
+                " SELECT pg_catalog.count(*) FROM ledger"
+            ),
             Mode::Write,
-            &[t.id.into(), names.to_vec().into(), Option::<&str>::None.into(), Option::<&str>::None.into()],
+            &[
+                t.id.into(),
+                names.to_vec().into(),
+                Option::<&str>::None.into(),
+                Option::<&str>::None.into(),
+            ],
             |_| (),
         );
     }
@@ -313,7 +348,9 @@ fn skipped(tenant: pgrx::Uuid, reason: &str, record: bool) -> pgrx::JsonB {
             &[tenant.into(), reason.into()],
         );
     }
-    pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "identifier": identifier, "skipped": true, "reason": reason}))
+    pgrx::JsonB(
+        json!({"tenant_id": tenant.to_string(), "identifier": identifier, "skipped": true, "reason": reason}),
+    )
 }
 
 /// What `CALL tenancy.migrate()` does for each tenant, in the caller's
@@ -336,13 +373,23 @@ fn migrate_tenant(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
     // or LOCK_WAIT when it is 0; a tenant whose lock does not come is
     // skipped, and the next run tries again.
     let session = settings::get(c"lock_timeout");
-    let wait = if session == "0" { LOCK_WAIT.to_string() } else { format!("{session}ms") };
+    let wait = if session == "0" {
+        LOCK_WAIT.to_string()
+    } else {
+        format!("{session}ms")
+    };
     let run = settings::scoped(&[(c"lock_timeout", &wait)], || run_pending(tenant, &todo));
     match run {
-        Run::Done(applied, failed, error) => finish(tenant, &applied, failed.as_deref(), error.as_deref()),
+        Run::Done(applied, failed, error) => {
+            finish(tenant, &applied, failed.as_deref(), error.as_deref())
+        }
         Run::LockWait(applied) => {
             finish(tenant, &applied, None, None);
-            skipped(tenant, &format!("a lock on its tables was not granted within lock_timeout ({wait})"), true)
+            skipped(
+                tenant,
+                &format!("a lock on its tables was not granted within lock_timeout ({wait})"),
+                true,
+            )
         }
     }
 }
@@ -360,11 +407,18 @@ enum Run {
 }
 
 /// Records one tenant's run (see `record_outcome`) and describes it.
-fn finish(tenant: pgrx::Uuid, applied: &[String], failed: Option<&str>, error: Option<&str>) -> pgrx::JsonB {
+fn finish(
+    tenant: pgrx::Uuid,
+    applied: &[String],
+    failed: Option<&str>,
+    error: Option<&str>,
+) -> pgrx::JsonB {
     if let Some(t) = tenants::find_by_id(tenant, Mode::Latest) {
         record_outcome(&t, applied, failed, error);
     }
-    pgrx::JsonB(json!({"tenant_id": tenant.to_string(), "applied": applied, "failed": failed, "error": error}))
+    pgrx::JsonB(
+        json!({"tenant_id": tenant.to_string(), "applied": applied, "failed": failed, "error": error}),
+    )
 }
 
 /// Applies `todo` to a claimed tenant until the first failure: the names
@@ -374,7 +428,9 @@ fn run_pending(tenant: pgrx::Uuid, todo: &[String]) -> Run {
     for m in todo {
         match db::subtransaction(|| apply_to(tenant, m)) {
             Ok(()) => applied.push(m.clone()),
-            Err((pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, _)) => return Run::LockWait(applied),
+            Err((pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, _)) => {
+                return Run::LockWait(applied)
+            }
             Err((_, message)) => return Run::Done(applied, Some(m.clone()), Some(message)),
         }
     }
@@ -384,9 +440,14 @@ fn run_pending(tenant: pgrx::Uuid, todo: &[String]) -> Run {
 /// Applies one migration to a claimed tenant.
 fn apply_to(tenant: pgrx::Uuid, migration: &str) {
     // By index, no SQL: the claim locked the row, and nothing here changed it yet.
-    let t = tenants::find_by_id(tenant, Mode::Latest).unwrap_or_else(|| errors::tenant_not_found(tenant).raise());
+    let t = tenants::find_by_id(tenant, Mode::Latest)
+        .unwrap_or_else(|| errors::tenant_not_found(tenant).raise());
     let schema = t.schema_name.clone().unwrap_or_else(|| {
-        errors::wrong_state(format!("tenant \"{}\" is not a schema tenant", t.identifier)).raise()
+        errors::wrong_state(format!(
+            "tenant \"{}\" is not a schema tenant",
+            t.identifier
+        ))
+        .raise()
     });
     apply(&schema, migration);
 }

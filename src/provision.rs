@@ -66,11 +66,22 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
 /// adopted schema as its owner (migrations::apply), never with more rights.
 /// The schema is locked against DROP until the caller's transaction ends.
 pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
-    let Some((oid, _)) = crate::direct::namespace(schema) else { return false };
-    unsafe { pg_sys::LockDatabaseObject(pg_sys::NamespaceRelationId, oid, 0, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    let Some((oid, _)) = crate::direct::namespace(schema) else {
+        return false;
+    };
+    unsafe {
+        pg_sys::LockDatabaseObject(
+            pg_sys::NamespaceRelationId,
+            oid,
+            0,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        )
+    };
     // Taking the lock processed pending invalidations: read it again.
     // Dropped while we waited for the lock: nothing to adopt.
-    let Some((oid_now, owner_oid)) = crate::direct::namespace(schema) else { return false };
+    let Some((oid_now, owner_oid)) = crate::direct::namespace(schema) else {
+        return false;
+    };
     if oid_now != oid {
         return false;
     }
@@ -96,19 +107,28 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     )
     .unwrap_or_else(|| errors::internal(format!("schema \"{schema}\" vanished while locked")));
     if let Some(tenant) = tenant {
-        errors::duplicate(format!("schema name \"{schema}\" is already used by another tenant"))
-            .detail(format!("It is the schema of tenant \"{tenant}\"."))
-            .raise();
+        errors::duplicate(format!(
+            "schema name \"{schema}\" is already used by another tenant"
+        ))
+        .detail(format!("It is the schema of tenant \"{tenant}\"."))
+        .raise();
     }
     if let Some(extension) = extension {
-        errors::unsupported(format!("schema \"{schema}\" belongs to the extension \"{extension}\" and cannot be a tenant's"))
-            .raise();
+        errors::unsupported(format!(
+            "schema \"{schema}\" belongs to the extension \"{extension}\" and cannot be a tenant's"
+        ))
+        .raise();
     }
     let owner = access::role_name(owner_oid);
     if !unsafe { pg_sys::has_privs_of_role(caller.role, owner_oid) } {
-        errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it is owned by role {}", quote(&owner)))
-            .hint("Only a role with the privileges of the schema's owner may make it a tenant's schema.")
-            .raise();
+        errors::forbidden(format!(
+            "permission denied to adopt schema \"{schema}\": it is owned by role {}",
+            quote(&owner)
+        ))
+        .hint(
+            "Only a role with the privileges of the schema's owner may make it a tenant's schema.",
+        )
+        .raise();
     }
     if let Some(relation) = foreign {
         errors::forbidden(format!("permission denied to adopt schema \"{schema}\": it holds {relation}"))
@@ -120,7 +140,8 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     // schema: whoever owns it keeps an owner's rights over the tenant.
     // (A member of the owner role is the owner here; a superuser is not, since
     // it has every role's privileges without being anyone.)
-    let callers_own = owner_oid == caller.role || unsafe { pg_sys::is_member_of_role_nosuper(caller.role, owner_oid) };
+    let callers_own = owner_oid == caller.role
+        || unsafe { pg_sys::is_member_of_role_nosuper(caller.role, owner_oid) };
     if !callers_own {
         errors::warning(format!("schema \"{schema}\" is owned by role {}, which keeps an owner's rights on the tenant's data", quote(&owner)))
             .detail("The owner reads and changes its tables whatever the tenant's status, later migrations run as the owner, and its triggers run for the tenant's grantees.")
@@ -160,9 +181,11 @@ fn dblink_schema() -> Option<String> {
 /// and DROP DATABASE cannot run inside the caller's transaction.
 fn on_loopback(statement: &str) {
     let Some(schema) = dblink_schema() else {
-        errors::unsupported("database isolation needs the dblink extension, which is not installed")
-            .detail(format!("Run by hand as a superuser: {statement};"))
-            .raise();
+        errors::unsupported(
+            "database isolation needs the dblink extension, which is not installed",
+        )
+        .detail(format!("Run by hand as a superuser: {statement};"))
+        .raise();
     };
     // lock_timeout: never wait forever.  If this transaction holds a lock the
     // statement needs (it changed the database's privileges, say), the
@@ -200,7 +223,9 @@ pub fn provision(t: &Tenant, adopt: bool) -> Option<Value> {
                     .hint("The tenant's grantees have them while the tenant is active; grant_tenant gives them to a role.");
             }
             said.tell();
-            return Some(json!({"schema_name": schema, "adopted": true, "baseline": baseline, "revoked_from": revoked}));
+            return Some(
+                json!({"schema_name": schema, "adopted": true, "baseline": baseline, "revoked_from": revoked}),
+            );
         }
         db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
         // Roles granted all tenants get the schema before its tables exist,
@@ -254,7 +279,9 @@ fn at_commit(tenant: pgrx::Uuid, op: &str, database: &str) {
 fn database_ops_at_commit<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
-    let Some(row) = trigger.new() else { return Ok(None) };
+    let Some(row) = trigger.new() else {
+        return Ok(None);
+    };
     let id: i64 = row.get_by_name("id")?.unwrap_or_default();
     access::as_owner(|| {
         // Take the queued row; if it is gone, `at_commit` cancelled it (a
@@ -264,9 +291,17 @@ fn database_ops_at_commit<'a>(
              RETURNING o.op, o.database_name, o.tenant_id",
             Mode::Write,
             &[id.into()],
-            |r| (r.must::<String>(1), r.must::<String>(2), r.get::<pgrx::Uuid>(3)),
+            |r| {
+                (
+                    r.must::<String>(1),
+                    r.must::<String>(2),
+                    r.get::<pgrx::Uuid>(3),
+                )
+            },
         );
-        let Some((op, database, tenant)) = queued else { return };
+        let Some((op, database, tenant)) = queued else {
+            return;
+        };
         if op == "create" {
             on_loopback(&format!("CREATE DATABASE {}", quote(&database)));
             // A new database is closed to PUBLIC and open to the tenant's grantees.

@@ -62,14 +62,21 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     let column = required(tenant_column, "tenant_column").0;
     let table = describe(tbl);
     if table.kind != "r" && table.kind != "p" {
-        TenancyError::new(Code::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{}\" is not a table", table.qualified)).raise();
+        TenancyError::new(
+            Code::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{}\" is not a table", table.qualified),
+        )
+        .raise();
     }
     // A temporary table is its session's alone, and its registration would
     // outlive it (no event fires when a session's temporary tables go).
     if table.temporary {
-        errors::unsupported(format!("\"{}\" is a temporary table; tenancy isolates only permanent tables", table.qualified))
-            .hint("Create the shared table without TEMPORARY.")
-            .raise();
+        errors::unsupported(format!(
+            "\"{}\" is a temporary table; tenancy isolates only permanent tables",
+            table.qualified
+        ))
+        .hint("Create the shared table without TEMPORARY.")
+        .raise();
     }
     let found = db::query_one(
         "SELECT a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
@@ -83,7 +90,10 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     let Some((attnum, type_name, is_uuid)) = found else {
         TenancyError::new(
             Code::ERRCODE_UNDEFINED_COLUMN,
-            format!("column \"{column}\" of relation \"{}\" does not exist", table.qualified),
+            format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                table.qualified
+            ),
         )
         .hint("Add a uuid column for the tenant, or name it with the tenant_column argument.")
         .raise()
@@ -91,7 +101,10 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     if !is_uuid {
         TenancyError::new(
             Code::ERRCODE_DATATYPE_MISMATCH,
-            format!("column \"{column}\" of relation \"{}\" is of type {type_name}, not uuid", table.qualified),
+            format!(
+                "column \"{column}\" of relation \"{}\" is of type {type_name}, not uuid",
+                table.qualified
+            ),
         )
         .hint("The tenant column holds tenancy.tenants.id values and must be of type uuid.")
         .raise();
@@ -110,12 +123,17 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
     if policy_exists(tbl) {
         db::execute_dynamic(&format!("DROP POLICY {p} ON {t}"));
     }
-    crate::citus::alter_column_default(tbl.0, &format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id()"));
+    crate::citus::alter_column_default(
+        tbl.0,
+        &format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT tenancy.current_tenant_id()"),
+    );
     // One statement per call: Citus sends a distributed table's DDL to the
     // shards as the whole query string, which may hold one command only.
     db::execute_dynamic(&format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"));
     db::execute_dynamic(&format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"));
-    db::execute_dynamic(&format!("CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check})"));
+    db::execute_dynamic(&format!(
+        "CREATE POLICY {p} ON {t} AS PERMISSIVE FOR ALL USING ({check}) WITH CHECK ({check})"
+    ));
     let indexed = db::query_one(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i
                          WHERE i.indrelid OPERATOR(pg_catalog.=) $1
@@ -254,7 +272,10 @@ fn disable_rls(tbl: Option<RegClass>) {
     }
     db::execute_dynamic(&format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY"));
     db::execute_dynamic(&format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"));
-    crate::citus::alter_column_default(tbl.0, &format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"));
+    crate::citus::alter_column_default(
+        tbl.0,
+        &format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"),
+    );
     access::as_owner(|| {
         db::execute(
             "DELETE FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
@@ -278,7 +299,13 @@ pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
           ORDER BY 1",
         Mode::Write,
         &[],
-        |r| (r.must::<String>(1), r.must::<String>(2), r.must::<pgrx::pg_sys::Oid>(3)),
+        |r| {
+            (
+                r.must::<String>(1),
+                r.must::<String>(2),
+                r.must::<pgrx::pg_sys::Oid>(3),
+            )
+        },
     );
     let mut total = 0i64;
     for (table, column, owner) in tables {
@@ -287,7 +314,9 @@ pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
             quote(&column)
         );
         total += access::as_role(owner, access::Restrict::OperationNoForceRls, || {
-            db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1)).into_iter().sum::<i64>()
+            db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
+                .into_iter()
+                .sum::<i64>()
         });
     }
     total

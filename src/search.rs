@@ -75,15 +75,25 @@ enum Rank {
 macro_rules! rank_condition {
     (name, $a:literal) => {
         concat!(
-            "NOT pg_catalog.starts_with(", $a, ".identifier, $1)
-             AND pg_catalog.strpos(tenancy.search_fold(", $a, ".name), $1) OPERATOR(pg_catalog.>) 0"
+            "NOT pg_catalog.starts_with(",
+            $a,
+            ".identifier, $1)
+             AND pg_catalog.strpos(tenancy.search_fold(",
+            $a,
+            ".name), $1) OPERATOR(pg_catalog.>) 0"
         )
     };
     (identifier, $a:literal) => {
         concat!(
-            "pg_catalog.strpos(", $a, ".identifier, $1) OPERATOR(pg_catalog.>) 0
-             AND NOT pg_catalog.starts_with(", $a, ".identifier, $1)
-             AND pg_catalog.strpos(tenancy.search_fold(", $a, ".name), $1) OPERATOR(pg_catalog.=) 0"
+            "pg_catalog.strpos(",
+            $a,
+            ".identifier, $1) OPERATOR(pg_catalog.>) 0
+             AND NOT pg_catalog.starts_with(",
+            $a,
+            ".identifier, $1)
+             AND pg_catalog.strpos(tenancy.search_fold(",
+            $a,
+            ".name), $1) OPERATOR(pg_catalog.=) 0"
         )
     };
 }
@@ -97,8 +107,12 @@ macro_rules! in_window {
             "SELECT w.t, (w.t).id, w.identifier, (w.t).status::text, (w.t).isolation::text,
                     (w.t).schema_name::text, (w.t).database_name::text
                FROM (SELECT t, t.identifier, t.name FROM tenancy.tenants t
-                      ORDER BY t.identifier COLLATE \"C\" LIMIT ", window!(), ") w
-              WHERE ", rank_condition!($rank, "w"), "
+                      ORDER BY t.identifier COLLATE \"C\" LIMIT ",
+            window!(),
+            ") w
+              WHERE ",
+            rank_condition!($rank, "w"),
+            "
               ORDER BY w.identifier COLLATE \"C\" LIMIT $2"
         )
     };
@@ -113,17 +127,27 @@ fn search_ranked(query: &str, limit: i64) -> Vec<Tenant> {
         // identifiers starting with the query are the range [query, query~).
         found = db::query(
             concat!(
-                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
+                "SELECT ",
+                tenant_cols!(),
+                " FROM tenancy.tenants t
                   WHERE t.identifier COLLATE \"C\" OPERATOR(pg_catalog.>=) $1
                     AND t.identifier COLLATE \"C\" OPERATOR(pg_catalog.<) $2
                   ORDER BY t.identifier COLLATE \"C\" LIMIT $3"
             ),
             Mode::Read,
-            &[folded.as_str().into(), format!("{folded}~").into(), limit.into()],
+            &[
+                folded.as_str().into(),
+                format!("{folded}~").into(),
+                limit.into(),
+            ],
             Tenant::from_row,
         );
     }
-    let ranks: &[Rank] = if fits_identifiers { &[Rank::NameContains, Rank::IdentifierContains] } else { &[Rank::NameContains] };
+    let ranks: &[Rank] = if fits_identifiers {
+        &[Rank::NameContains, Rank::IdentifierContains]
+    } else {
+        &[Rank::NameContains]
+    };
     for &rank in ranks {
         let need = limit - found.len() as i64;
         if need <= 0 {
@@ -138,7 +162,9 @@ fn search_ranked(query: &str, limit: i64) -> Vec<Tenant> {
         let args = [folded.as_str().into(), need.into()];
         let in_window = match rank {
             Rank::NameContains => db::query(in_window!(name), Mode::Read, &args, Tenant::from_row),
-            Rank::IdentifierContains => db::query(in_window!(identifier), Mode::Read, &args, Tenant::from_row),
+            Rank::IdentifierContains => {
+                db::query(in_window!(identifier), Mode::Read, &args, Tenant::from_row)
+            }
         };
         // Enough in the window: they are the rank's first matches overall.
         if in_window.len() as i64 == need {
@@ -176,10 +202,21 @@ fn rank_keys(rank: Rank, query: &str) -> RankKeys {
     };
     let freq = |k: &String| common.iter().find(|(e, _)| e == k).map(|(_, f)| *f);
     let rare = !keys.is_empty() && keys.iter().any(|k| freq(k).is_none());
-    let mut ranked: Vec<(f32, String)> = keys.into_iter().map(|k| (freq(&k).unwrap_or(0.0), k)).collect();
+    let mut ranked: Vec<(f32, String)> = keys
+        .into_iter()
+        .map(|k| (freq(&k).unwrap_or(0.0), k))
+        .collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let keep = ranked.iter().filter(|(f, _)| *f <= 0.05).count().max(2).min(ranked.len());
-    RankKeys { keys: ranked.into_iter().take(keep).map(|(_, k)| k).collect(), rare }
+    let keep = ranked
+        .iter()
+        .filter(|(f, _)| *f <= 0.05)
+        .count()
+        .max(2)
+        .min(ranked.len());
+    RankKeys {
+        keys: ranked.into_iter().take(keep).map(|(_, k)| k).collect(),
+        rare,
+    }
 }
 
 /// The first `need` matches of `rank` in identifier order, from the key
@@ -193,9 +230,15 @@ fn by_keys(rank: Rank, folded: &str, need: i64, keys: Vec<String>) -> Vec<Tenant
     macro_rules! from_keys {
         ($column:literal, $rank:tt) => {
             concat!(
-                "SELECT ", tenant_cols!(), " FROM tenancy.tenants t
-                  WHERE tenancy.search_keys(t.", $column, ") OPERATOR(pg_catalog.@>) $3::text[]
-                    AND ", rank_condition!($rank, "t"), "
+                "SELECT ",
+                tenant_cols!(),
+                " FROM tenancy.tenants t
+                  WHERE tenancy.search_keys(t.",
+                $column,
+                ") OPERATOR(pg_catalog.@>) $3::text[]
+                    AND ",
+                rank_condition!($rank, "t"),
+                "
                   ORDER BY t.identifier COLLATE \"C\" LIMIT $2"
             )
         };
@@ -204,9 +247,14 @@ fn by_keys(rank: Rank, folded: &str, need: i64, keys: Vec<String>) -> Vec<Tenant
         Rank::NameContains => from_keys!("name", name),
         Rank::IdentifierContains => from_keys!("identifier", identifier),
     };
-    settings::scoped(&[(c"enable_indexscan", "off"), (c"enable_seqscan", "off"), (c"jit", "off")], || {
-        db::query(sql, Mode::Read, &args, Tenant::from_row)
-    })
+    settings::scoped(
+        &[
+            (c"enable_indexscan", "off"),
+            (c"enable_seqscan", "off"),
+            (c"jit", "off"),
+        ],
+        || db::query(sql, Mode::Read, &args, Tenant::from_row),
+    )
 }
 
 /// 0.2.0's search, for a database whose index still has 2- and 3-character

@@ -28,7 +28,10 @@ pub const TENANT_ID_GUC: &CStr = c"tenancy.tenant_id";
 pub const DEFAULT_ISOLATION_VALUES: [&str; 4] = ["rls", "schema", "database", "hybrid"];
 
 fn guc_string(setting: &GucSetting<Option<CString>>) -> String {
-    setting.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
+    setting
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The raw text of `tenancy.tenant_id` (empty when no tenant is set).
@@ -55,7 +58,11 @@ pub fn schema_prefix() -> String {
 /// Sets a GUC exactly as `set_config(name, value, is_local)` would, at the
 /// caller's nesting level, so the usual transactional rules apply.
 pub fn set(name: &CStr, value: &str, is_local: bool) {
-    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    let action = if is_local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
     set_with(name, value, action);
 }
 
@@ -117,7 +124,11 @@ fn nested<R>(values: &[(&CStr, &str)], keep: bool, f: impl FnOnce() -> R) -> R {
 pub fn get(name: &CStr) -> String {
     unsafe {
         let p = pg_sys::GetConfigOption(name.as_ptr(), true, false);
-        if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
     }
 }
 
@@ -144,10 +155,16 @@ macro_rules! check_hook {
             match rule(proposed) {
                 Ok(()) => true,
                 Err(detail) => {
-                    let message = format!("invalid value for parameter \"{}\": \"{}\"", $guc, crate::errors::shown(proposed));
+                    let message = format!(
+                        "invalid value for parameter \"{}\": \"{}\"",
+                        $guc,
+                        crate::errors::shown(proposed)
+                    );
                     let m = CString::new(message).unwrap_or_default();
                     let c = CString::new(detail).unwrap_or_default();
-                    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+                    pg_sys::GUC_check_errcode(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32,
+                    );
                     pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(m.as_ptr());
                     pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
                     false

@@ -2,12 +2,12 @@
 //! (OIDs that PostgreSQL resolves from names, so callers may write
 //! `'app_role'` or `'orders'`), and `name`.
 
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::nullable::Nullable;
 use pgrx::pg_sys;
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
-use pgrx::callconv::{Arg, ArgAbi};
-use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
 
 /// Lets pgrx pass the type as a function argument, through its FromDatum.
@@ -16,8 +16,9 @@ macro_rules! arg_from_datum {
         unsafe impl<'fcx> ArgAbi<'fcx> for $rust {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
-                unsafe { arg.unbox_arg_using_from_datum() }
-                    .unwrap_or_else(|| crate::errors::invalid(format!("argument {index} must not be null")).raise())
+                unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| {
+                    crate::errors::invalid(format!("argument {index} must not be null")).raise()
+                })
             }
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
                 unsafe { arg.unbox_arg_using_from_datum() }.into()
@@ -32,8 +33,16 @@ macro_rules! oid_alias {
         pub struct $rust(pub pg_sys::Oid);
 
         impl FromDatum for $rust {
-            unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
-                if is_null { None } else { Some($rust(pg_sys::Oid::from(datum.value() as u32))) }
+            unsafe fn from_polymorphic_datum(
+                datum: pg_sys::Datum,
+                is_null: bool,
+                _: pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null {
+                    None
+                } else {
+                    Some($rust(pg_sys::Oid::from(datum.value() as u32)))
+                }
             }
         }
 
@@ -49,8 +58,10 @@ macro_rules! oid_alias {
         unsafe impl SqlTranslatable for $rust {
             const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($rust);
             const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal($sql));
-            const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal($sql)));
+            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> =
+                Ok(SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+                Ok(ReturnsRef::One(SqlMappingRef::literal($sql)));
         }
 
         arg_from_datum!($rust);
@@ -65,12 +76,18 @@ oid_alias!(RegClass, "regclass", pg_sys::REGCLASSOID);
 pub struct Name(pub String);
 
 impl FromDatum for Name {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null {
             return None;
         }
         let p = datum.cast_mut_ptr::<std::ffi::c_char>();
-        Some(Name(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()))
+        Some(Name(
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned(),
+        ))
     }
 }
 
@@ -94,7 +111,8 @@ unsafe impl SqlTranslatable for Name {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Name);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }
 
 arg_from_datum!(Name);

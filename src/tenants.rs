@@ -13,8 +13,8 @@ use pgrx::AllocatedByRust;
 use crate::catalog::tenant_status;
 use crate::db::{self, Mode};
 use crate::direct;
-use crate::fmgr;
 use crate::errors::{self, required};
+use crate::fmgr;
 
 pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
 
@@ -67,7 +67,11 @@ pub fn find_by_id(id: pgrx::Uuid, mode: Mode) -> Option<Tenant> {
         return direct::tenant(direct::Key::Id(id), snapshot);
     }
     db::query_one(
-        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1"),
+        concat!(
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1"
+        ),
         mode,
         &[id.into()],
         Tenant::from_row,
@@ -79,7 +83,11 @@ pub fn find_by_identifier(identifier: &str, mode: Mode) -> Option<Tenant> {
         return direct::tenant(direct::Key::Identifier(identifier), snapshot);
     }
     db::query_one(
-        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.identifier OPERATOR(pg_catalog.=) $1"),
+        concat!(
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenancy.tenants t WHERE t.identifier OPERATOR(pg_catalog.=) $1"
+        ),
         mode,
         &[identifier.into()],
         Tenant::from_row,
@@ -89,7 +97,11 @@ pub fn find_by_identifier(identifier: &str, mode: Mode) -> Option<Tenant> {
 /// Locks the tenant's row for the rest of the transaction and returns it.
 pub fn lock(id: pgrx::Uuid) -> Tenant {
     db::query_one(
-        concat!("SELECT ", tenant_cols!(), " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE"),
+        concat!(
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE"
+        ),
         Mode::Write,
         &[id.into()],
         Tenant::from_row,
@@ -97,7 +109,9 @@ pub fn lock(id: pgrx::Uuid) -> Tenant {
     .unwrap_or_else(|| errors::tenant_not_found(id).raise())
 }
 
-pub fn rows(tenants: Vec<Tenant>) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
+pub fn rows(
+    tenants: Vec<Tenant>,
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "tenants")> {
     SetOfIterator::new(tenants.into_iter().map(|t| t.row))
 }
 
@@ -139,8 +153,15 @@ crate::fmgr_v1!(pg_finfo_list_tenants_wrapper);
 #[pg_guard]
 pub unsafe extern "C-unwind" fn tenant_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     let id = required(fmgr::arg(fcinfo, 0), "id");
-    direct::tenant_datum(direct::Key::Datum(id, direct::Column::Id), direct::Snapshot::Statement).unwrap_or_else(|| {
-        errors::tenant_not_found(pgrx::Uuid::from_datum(id, false).unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16]))).raise()
+    direct::tenant_datum(
+        direct::Key::Datum(id, direct::Column::Id),
+        direct::Snapshot::Statement,
+    )
+    .unwrap_or_else(|| {
+        errors::tenant_not_found(
+            pgrx::Uuid::from_datum(id, false).unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16])),
+        )
+        .raise()
     })
 }
 
@@ -148,19 +169,28 @@ pub unsafe extern "C-unwind" fn tenant_wrapper(fcinfo: pg_sys::FunctionCallInfo)
 /// a malformed identifier is 22023, not "not found".
 #[no_mangle]
 #[pg_guard]
-pub unsafe extern "C-unwind" fn tenant_by_identifier_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn tenant_by_identifier_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     let datum = required(fmgr::arg(fcinfo, 0), "identifier");
     let identifier: &str = <&str>::from_datum(datum, false).unwrap_or_default();
     crate::lifecycle::check_identifier(identifier);
-    direct::tenant_datum(direct::Key::Datum(datum, direct::Column::Identifier), direct::Snapshot::Statement)
-        .unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(identifier))).raise())
+    direct::tenant_datum(
+        direct::Key::Datum(datum, direct::Column::Identifier),
+        direct::Snapshot::Statement,
+    )
+    .unwrap_or_else(|| {
+        errors::tenant_not_found(format!("\"{}\"", errors::shown(identifier))).raise()
+    })
 }
 
 /// `list_tenants(skip, limit, status)`: a page of tenants, newest first,
 /// ties by id descending (stable pages); an ordered index walk, no SQL.
 #[no_mangle]
 #[pg_guard]
-pub unsafe extern "C-unwind" fn list_tenants_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn list_tenants_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     let skip = check_limit(fmgr::arg(fcinfo, 0).map(|d| d.value() as i32), "skip");
     let limit = check_limit(fmgr::arg(fcinfo, 1).map(|d| d.value() as i32), "limit");
     let status = fmgr::arg(fcinfo, 2);
@@ -172,7 +202,12 @@ pub unsafe extern "C-unwind" fn list_tenants_wrapper(fcinfo: pg_sys::FunctionCal
 #[search_path(pg_catalog, pg_temp)]
 fn count_tenants(status: default!(Option<tenant_status>, "NULL")) -> i64 {
     let n = match status {
-        None => db::query_one("SELECT pg_catalog.count(*) FROM tenancy.tenants", Mode::Read, &[], |r| r.must::<i64>(1)),
+        None => db::query_one(
+            "SELECT pg_catalog.count(*) FROM tenancy.tenants",
+            Mode::Read,
+            &[],
+            |r| r.must::<i64>(1),
+        ),
         Some(s) => db::query_one(
             "SELECT pg_catalog.count(*) FROM tenancy.tenants t
               WHERE t.status OPERATOR(pg_catalog.=) $1::tenancy.tenant_status",
@@ -204,7 +239,9 @@ fn tenants_by_ids(
 pub fn by_ids(ids: Vec<Option<pgrx::Uuid>>, mode: Mode) -> Vec<Tenant> {
     db::query(
         concat!(
-            "SELECT ", tenant_cols!(), "
+            "SELECT ",
+            tenant_cols!(),
+            "
                FROM (SELECT u.id, pg_catalog.min(u.n) AS n
                        FROM pg_catalog.unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)
                       GROUP BY u.id) AS u

@@ -26,9 +26,13 @@ pub enum IdentifierError {
 impl fmt::Display for IdentifierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IdentifierError::Length(n) => write!(f, "it is {n} characters long; 3 to 63 are allowed"),
+            IdentifierError::Length(n) => {
+                write!(f, "it is {n} characters long; 3 to 63 are allowed")
+            }
             IdentifierError::FirstChar => f.write_str("it must start with a lowercase letter"),
-            IdentifierError::LastChar => f.write_str("it must end with a lowercase letter or a digit"),
+            IdentifierError::LastChar => {
+                f.write_str("it must end with a lowercase letter or a digit")
+            }
             IdentifierError::Char(c) if c.is_control() || c.is_whitespace() => {
                 write!(f, "the character U+{:04X} is not allowed", *c as u32)
             }
@@ -47,7 +51,10 @@ pub fn check_identifier(s: &str) -> Result<(), IdentifierError> {
     if !(3..=MAX_PG_NAME_BYTES).contains(&n) {
         return Err(IdentifierError::Length(n));
     }
-    if let Some(c) = s.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-'))
+    {
         return Err(IdentifierError::Char(c));
     }
     let bytes = s.as_bytes();
@@ -79,7 +86,9 @@ impl fmt::Display for NameError {
         match self {
             NameError::Length(n) => write!(f, "it is {n} characters long; 1 to 255 are allowed"),
             NameError::Blank => f.write_str("it is blank"),
-            NameError::Control(c) => write!(f, "it contains the control character U+{:04X}", *c as u32),
+            NameError::Control(c) => {
+                write!(f, "it contains the control character U+{:04X}", *c as u32)
+            }
         }
     }
 }
@@ -150,7 +159,9 @@ pub fn check_schema_prefix(s: &str) -> Result<(), PrefixError> {
     let b = s.as_bytes();
     if b.is_empty()
         || !b[0].is_ascii_lowercase()
-        || !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
     {
         return Err(PrefixError::Pattern);
     }
@@ -196,7 +207,10 @@ impl fmt::Display for SchemaNameError {
             SchemaNameError::Length(0) => f.write_str("it is empty"),
             SchemaNameError::Length(n) => write!(f, "it is {n} bytes long; at most 63 are allowed"),
             SchemaNameError::FirstChar => f.write_str("it must start with a lowercase letter"),
-            SchemaNameError::Char(c) => write!(f, "{c:?} is not allowed; use lowercase letters, digits and _"),
+            SchemaNameError::Char(c) => write!(
+                f,
+                "{c:?} is not allowed; use lowercase letters, digits and _"
+            ),
             SchemaNameError::Reserved => f.write_str("it is a schema of PostgreSQL or of tenancy"),
         }
     }
@@ -210,7 +224,10 @@ pub fn check_schema_name(s: &str) -> Result<(), SchemaNameError> {
     if s.is_empty() || s.len() > MAX_PG_NAME_BYTES {
         return Err(SchemaNameError::Length(s.len()));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
         return Err(SchemaNameError::Char(c));
     }
     if !s.as_bytes()[0].is_ascii_lowercase() {
@@ -225,7 +242,7 @@ pub fn check_schema_name(s: &str) -> Result<(), SchemaNameError> {
 /// What tenancy takes its per-tenant locks for (`db::lock_tenant`).
 #[derive(Clone, Copy)]
 pub enum LockPurpose {
-    Migrate = 0x6d69_6772, // "migr"
+    Migrate = 0x6d69_6772,   // "migr"
     RateLimit = 0x7261_7465, // "rate"
 }
 
@@ -251,7 +268,8 @@ pub fn metadata_rate_limit(value: Option<&serde_json::Value>) -> Option<i64> {
         serde_json::Value::String(s) => s.clone(),
         _ => return None,
     };
-    (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok())?
+    (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())?
 }
 
 /// Case folding used by `search_tenants`, both in its index and in its match.
@@ -328,7 +346,8 @@ pub fn query_keys(query: &str) -> Vec<String> {
 /// Whether `s` holds only characters an identifier can (`[a-z0-9-]`): else
 /// no identifier can start with it or contain it.
 pub fn identifier_alphabet(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    s.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Parses the comma-separated `tenancy.premium_tiers` list.
@@ -421,7 +440,14 @@ mod tests {
 
     #[test]
     fn identifiers_accepted() {
-        for ok in ["abc", "acme-corp", "a1b", "tenant-42", "x0-y1-z2", &format!("a{}", "b".repeat(62))] {
+        for ok in [
+            "abc",
+            "acme-corp",
+            "a1b",
+            "tenant-42",
+            "x0-y1-z2",
+            &format!("a{}", "b".repeat(62)),
+        ] {
             assert_eq!(check_identifier(ok), Ok(()), "{ok}");
         }
     }
@@ -443,9 +469,18 @@ mod tests {
             ("ac\0me", IdentifierError::Char('\0')),
             ("a'; drop table x; --", IdentifierError::Char('\'')),
             ("ac--me", IdentifierError::DoubleHyphen),
-            ("abcdef0123456789abcdef0123456789", IdentifierError::LooksLikeUuid),
-            ("abcdef01-2345-6789-abcd-ef0123456789", IdentifierError::LooksLikeUuid),
-            ("abcd-ef01-2345-6789-abcd-ef01-2345-6789", IdentifierError::LooksLikeUuid),
+            (
+                "abcdef0123456789abcdef0123456789",
+                IdentifierError::LooksLikeUuid,
+            ),
+            (
+                "abcdef01-2345-6789-abcd-ef0123456789",
+                IdentifierError::LooksLikeUuid,
+            ),
+            (
+                "abcd-ef01-2345-6789-abcd-ef01-2345-6789",
+                IdentifierError::LooksLikeUuid,
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(check_identifier(input).as_ref(), Err(want), "{input:?}");
@@ -464,7 +499,16 @@ mod tests {
             assert_eq!(check_schema_name(given), Ok(()), "{given}");
             assert!(could_be_tenant_schema(given), "{given}");
         }
-        for other in ["$user", "", "Public", "1abc", "_x", "my schema", "t\u{e9}", &"a".repeat(64)] {
+        for other in [
+            "$user",
+            "",
+            "Public",
+            "1abc",
+            "_x",
+            "my schema",
+            "t\u{e9}",
+            &"a".repeat(64),
+        ] {
             assert!(!could_be_tenant_schema(other), "{other:?}");
         }
     }
@@ -521,7 +565,10 @@ mod tests {
             (json!(600), Some(600)),
             (json!("600"), Some(600)),
             (json!("0"), Some(0)),
-            (json!(999_999_999_999_999_999i64), Some(999_999_999_999_999_999)),
+            (
+                json!(999_999_999_999_999_999i64),
+                Some(999_999_999_999_999_999),
+            ),
             (json!("1000000000000000000"), None),
             (json!(-1), None),
             (json!(1.5), None),
@@ -538,7 +585,10 @@ mod tests {
 
     #[test]
     fn uuid_parsing_matches_postgres() {
-        let canonical = [0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11];
+        let canonical = [
+            0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+            0x0a, 0x11,
+        ];
         for ok in [
             "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
             "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
@@ -586,14 +636,23 @@ mod tests {
         assert_eq!(check_schema_prefix("_t"), Err(PrefixError::Pattern));
         assert_eq!(check_schema_prefix("Tenant_"), Err(PrefixError::Pattern));
         assert_eq!(check_schema_prefix("ten-ant"), Err(PrefixError::Pattern));
-        assert_eq!(check_schema_prefix("abcdefghijklmnopqrstu"), Err(PrefixError::TooLong(21)));
+        assert_eq!(
+            check_schema_prefix("abcdefghijklmnopqrstu"),
+            Err(PrefixError::TooLong(21))
+        );
     }
 
     #[test]
     fn object_names() {
-        assert_eq!(tenant_object_name("tenant_", "acme-corp").as_deref(), Some("tenant_acme_corp"));
+        assert_eq!(
+            tenant_object_name("tenant_", "acme-corp").as_deref(),
+            Some("tenant_acme_corp")
+        );
         let id56 = format!("a{}", "b".repeat(55));
-        assert_eq!(tenant_object_name("tenant_", &id56).map(|s| s.len()), Some(63));
+        assert_eq!(
+            tenant_object_name("tenant_", &id56).map(|s| s.len()),
+            Some(63)
+        );
         let id57 = format!("a{}", "b".repeat(56));
         assert_eq!(tenant_object_name("tenant_", &id57), None);
     }
@@ -608,7 +667,10 @@ mod tests {
         }
         assert!(query_grams("zz").iter().any(|g| !grams.contains(g)));
         assert!(query_grams("a").is_empty());
-        assert_eq!(query_grams("50%_"), vec!["0%_".to_string(), "50%".to_string()]);
+        assert_eq!(
+            query_grams("50%_"),
+            vec!["0%_".to_string(), "50%".to_string()]
+        );
     }
 
     #[test]
@@ -621,13 +683,23 @@ mod tests {
         }
         assert!(query_keys("q").iter().any(|k| !keys.contains(k)));
         assert!(query_keys("").is_empty());
-        assert_eq!(query_keys("50%_"), vec!["0%_".to_string(), "50%".to_string()]);
-        assert!(identifier_alphabet("tnt-42") && !identifier_alphabet("a b") && !identifier_alphabet("A"));
+        assert_eq!(
+            query_keys("50%_"),
+            vec!["0%_".to_string(), "50%".to_string()]
+        );
+        assert!(
+            identifier_alphabet("tnt-42")
+                && !identifier_alphabet("a b")
+                && !identifier_alphabet("A")
+        );
     }
 
     #[test]
     fn tier_lists() {
-        assert_eq!(parse_tier_list("premium, enterprise").unwrap(), vec!["premium", "enterprise"]);
+        assert_eq!(
+            parse_tier_list("premium, enterprise").unwrap(),
+            vec!["premium", "enterprise"]
+        );
         assert_eq!(parse_tier_list("").unwrap(), Vec::<String>::new());
         assert!(parse_tier_list("premium,,gold").is_err());
     }
@@ -655,9 +727,18 @@ mod tests {
 
     #[test]
     fn search_paths() {
-        assert_eq!(split_search_path(r#""$user", public"#), vec!["$user", "public"]);
-        assert_eq!(split_search_path("tenant_acme, Public,pg_temp"), vec!["tenant_acme", "public", "pg_temp"]);
-        assert_eq!(split_search_path(r#""My ""Schema""",x"#), vec![r#"My "Schema""#, "x"]);
+        assert_eq!(
+            split_search_path(r#""$user", public"#),
+            vec!["$user", "public"]
+        );
+        assert_eq!(
+            split_search_path("tenant_acme, Public,pg_temp"),
+            vec!["tenant_acme", "public", "pg_temp"]
+        );
+        assert_eq!(
+            split_search_path(r#""My ""Schema""",x"#),
+            vec![r#"My "Schema""#, "x"]
+        );
         assert_eq!(split_search_path(""), Vec::<String>::new());
         assert_eq!(split_search_path("  "), Vec::<String>::new());
     }
@@ -677,7 +758,9 @@ mod tests {
         }
         fn string(&mut self, alphabet: &[char], max_len: usize) -> String {
             let len = self.below(max_len + 1);
-            (0..len).map(|_| alphabet[self.below(alphabet.len())]).collect()
+            (0..len)
+                .map(|_| alphabet[self.below(alphabet.len())])
+                .collect()
         }
     }
 
@@ -708,7 +791,9 @@ mod tests {
         let chars: Vec<char> = s.chars().collect();
         (3..=63).contains(&chars.len())
             && chars[0].is_ascii_lowercase()
-            && chars.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            && chars
+                .iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
             && *chars.last().unwrap() != '-'
             && !s.contains("--")
             && !reference_is_uuid(s)
@@ -725,7 +810,10 @@ mod tests {
             assert_eq!(ok, reference_identifier(&s), "{s:?}");
             accepted += ok as usize;
         }
-        assert!(accepted > 100, "the generator must also produce valid identifiers ({accepted})");
+        assert!(
+            accepted > 100,
+            "the generator must also produce valid identifiers ({accepted})"
+        );
     }
 
     #[test]
@@ -734,8 +822,20 @@ mod tests {
         for _ in 0..5_000 {
             let bytes: [u8; 16] = std::array::from_fn(|_| g.next() as u8);
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let hyphenated = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
-            for form in [hex.clone(), hyphenated.clone(), hyphenated.to_uppercase(), format!("{{{hyphenated}}}")] {
+            let hyphenated = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            );
+            for form in [
+                hex.clone(),
+                hyphenated.clone(),
+                hyphenated.to_uppercase(),
+                format!("{{{hyphenated}}}"),
+            ] {
                 assert_eq!(parse_pg_uuid(&form), Some(bytes), "{form}");
                 assert!(reference_is_uuid(&form), "{form}");
             }
@@ -754,7 +854,8 @@ mod tests {
         for _ in 0..20_000 {
             let s = g.string(&alphabet, 300);
             let n = s.chars().count();
-            let want = (1..=255).contains(&n) && !s.chars().any(char::is_control) && !s.trim().is_empty();
+            let want =
+                (1..=255).contains(&n) && !s.chars().any(char::is_control) && !s.trim().is_empty();
             assert_eq!(check_name(&s).is_ok(), want, "{s:?}");
         }
     }
@@ -773,7 +874,10 @@ mod tests {
                 for start in 0..folded.len() {
                     for end in start + 1..=folded.len().min(start + 8) {
                         let q: String = folded[start..end].iter().collect();
-                        assert!(query_grams(&q).iter().all(|k| grams.contains(k)), "{q:?} in {identifier:?}/{name:?}");
+                        assert!(
+                            query_grams(&q).iter().all(|k| grams.contains(k)),
+                            "{q:?} in {identifier:?}/{name:?}"
+                        );
                     }
                 }
             }

@@ -28,9 +28,13 @@ mod tests {
     #[pg_test]
     fn uuid_v7_ids_are_time_ordered() {
         let a: pgrx::Uuid = one("SELECT (tenancy.create_tenant('first-one', 'First')).id").unwrap();
-        let b: pgrx::Uuid = one("SELECT (tenancy.create_tenant('second-one', 'Second')).id").unwrap();
+        let b: pgrx::Uuid =
+            one("SELECT (tenancy.create_tenant('second-one', 'Second')).id").unwrap();
         assert_eq!(a.as_bytes()[6] >> 4, 7, "version nibble");
-        assert!(a.as_bytes() < b.as_bytes(), "later tenant sorts after earlier");
+        assert!(
+            a.as_bytes() < b.as_bytes(),
+            "later tenant sorts after earlier"
+        );
     }
 
     /// as_owner must hand back the caller's identity and settings, also when
@@ -42,8 +46,14 @@ mod tests {
         run("SET search_path = public");
         run("SET ROLE tenancy_probe");
         // An unknown tenant raises P0002 from inside as_owner.
-        assert_eq!(sqlstate_of("SELECT tenancy.set_tenant('no-such-tenant')"), "P0002");
-        assert_eq!(one::<String>("SELECT current_user::text").unwrap(), "tenancy_probe");
+        assert_eq!(
+            sqlstate_of("SELECT tenancy.set_tenant('no-such-tenant')"),
+            "P0002"
+        );
+        assert_eq!(
+            one::<String>("SELECT current_user::text").unwrap(),
+            "tenancy_probe"
+        );
         assert_eq!(one::<String>("SHOW search_path").unwrap(), "public");
         run("RESET ROLE");
     }
@@ -56,10 +66,15 @@ mod tests {
         run("SELECT tenancy.create_tenant('memo-one', 'Memo one')");
         run("SELECT tenancy.create_tenant('memo-two', 'Memo two')");
         run("SELECT tenancy.set_tenant('memo-one')");
-        let n: i64 = one("SELECT count(DISTINCT tenancy.current_tenant_id()) FROM generate_series(1, 100000)").unwrap();
+        let n: i64 = one(
+            "SELECT count(DISTINCT tenancy.current_tenant_id()) FROM generate_series(1, 100000)",
+        )
+        .unwrap();
         assert_eq!(n, 1);
         run("SELECT tenancy.set_tenant('memo-two')");
-        let ident: String = one("SELECT identifier FROM tenancy.tenants WHERE id = tenancy.current_tenant_id()").unwrap();
+        let ident: String =
+            one("SELECT identifier FROM tenancy.tenants WHERE id = tenancy.current_tenant_id()")
+                .unwrap();
         assert_eq!(ident, "memo-two");
         // A suspension is seen by the next statement.
         run("SELECT tenancy.suspend_tenant(id) FROM tenancy.tenants WHERE identifier = 'memo-two'");
@@ -74,9 +89,14 @@ mod tests {
     fn per_tenant_locks_are_not_advisory() {
         run("SELECT tenancy.create_tenant('lock-one', 'Lock one')");
         run("SELECT tenancy.check_rate_limit((tenancy.tenant_by_identifier('lock-one')).id)");
-        let advisory: i64 =
-            one("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'").unwrap();
-        let own: i64 = one("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'userlock'").unwrap();
+        let advisory: i64 = one(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
+        )
+        .unwrap();
+        let own: i64 = one(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'userlock'",
+        )
+        .unwrap();
         assert_eq!((advisory, own), (0, 1));
     }
 
@@ -129,10 +149,12 @@ mod tests {
     /// statements the functions run, explained with the same parameters.
     #[pg_test]
     fn lookups_use_indexes_at_100k_tenants() {
-        run("INSERT INTO tenancy.tenants (identifier, name, isolation, status)
+        run(
+            "INSERT INTO tenancy.tenants (identifier, name, isolation, status)
              SELECT 'tenant-' || i, 'Tenant number ' || i, 'rls',
                     (CASE WHEN i % 10 = 0 THEN 'suspended' ELSE 'active' END)::tenancy.tenant_status
-               FROM generate_series(1, 100000) AS i");
+               FROM generate_series(1, 100000) AS i",
+        );
         run("ANALYZE tenancy.tenants");
         let plan = |sql: &str| -> String {
             Spi::connect(|c| {
@@ -144,31 +166,66 @@ mod tests {
             })
         };
         let by_identifier = plan("SELECT * FROM tenancy.tenants t WHERE t.identifier OPERATOR(pg_catalog.=) 'tenant-4242'");
-        assert!(by_identifier.contains("Index Scan using tenants_identifier_key"), "{by_identifier}");
+        assert!(
+            by_identifier.contains("Index Scan using tenants_identifier_key"),
+            "{by_identifier}"
+        );
         let list = plan("SELECT * FROM tenancy.tenants t WHERE t.status = 'active' ORDER BY t.created_at DESC, t.id DESC OFFSET 0 LIMIT 100");
-        assert!(list.contains("Index Scan") && !list.contains("Sort"), "{list}");
+        assert!(
+            list.contains("Index Scan") && !list.contains("Sort"),
+            "{list}"
+        );
         let rare = plan("SELECT * FROM tenancy.tenants t WHERE t.status = 'suspended' ORDER BY t.created_at DESC, t.id DESC OFFSET 0 LIMIT 100");
-        assert!(rare.contains("tenants_status_created_idx") && !rare.contains("Sort"), "{rare}");
+        assert!(
+            rare.contains("tenants_status_created_idx") && !rare.contains("Sort"),
+            "{rare}"
+        );
         let list_all = plan("SELECT * FROM tenancy.tenants t ORDER BY t.created_at DESC, t.id DESC OFFSET 49900 LIMIT 100");
-        assert!(list_all.contains("tenants_created_idx") && !list_all.contains("Sort"), "{list_all}");
+        assert!(
+            list_all.contains("tenants_created_idx") && !list_all.contains("Sort"),
+            "{list_all}"
+        );
         let search = plan(
             "SELECT * FROM tenancy.tenants t
               WHERE tenancy.search_keys(t.identifier) @> ARRAY['-42', '424', '242']
                 AND strpos(t.identifier, 'tenant-4242') > 0",
         );
-        assert!(search.contains("tenants_search_identifier_idx") && !search.contains("Seq Scan"), "{search}");
+        assert!(
+            search.contains("tenants_search_identifier_idx") && !search.contains("Seq Scan"),
+            "{search}"
+        );
         let prefix = plan(
             "SELECT * FROM tenancy.tenants t WHERE t.identifier COLLATE \"C\" >= 'tenant-42' AND t.identifier COLLATE \"C\" < 'tenant-42~'
               ORDER BY t.identifier COLLATE \"C\" LIMIT 10",
         );
-        assert!(prefix.contains("tenants_identifier_prefix_idx") && !prefix.contains("Sort"), "{prefix}");
+        assert!(
+            prefix.contains("tenants_identifier_prefix_idx") && !prefix.contains("Sort"),
+            "{prefix}"
+        );
         // Selective and unselective queries alike answer like index lookups
         // (the bench measures the release build; this is the debug one).
-        for q in ["tenant-4242", "a", "t", "tenant", "number", "ber 9", "zzzz", "q", "-"] {
+        for q in [
+            "tenant-4242",
+            "a",
+            "t",
+            "tenant",
+            "number",
+            "ber 9",
+            "zzzz",
+            "q",
+            "-",
+        ] {
             let started = std::time::Instant::now();
-            let found: i64 = one(&format!("SELECT count(*) FROM tenancy.search_tenants('{q}')")).unwrap();
+            let found: i64 = one(&format!(
+                "SELECT count(*) FROM tenancy.search_tenants('{q}')"
+            ))
+            .unwrap();
             assert!(found >= 1 || q == "zzzz" || q == "q", "{q}: {found}");
-            assert!(started.elapsed().as_millis() < 100, "search for {q} took {:?}", started.elapsed());
+            assert!(
+                started.elapsed().as_millis() < 100,
+                "search for {q} took {:?}",
+                started.elapsed()
+            );
         }
     }
 }
