@@ -61,10 +61,17 @@ impl Epoch {
             #[cfg(feature = "pg13")]
             let committed = pg_sys::GetCurrentStatementStartTimestamp() as u64;
             #[cfg(any(feature = "pg14", feature = "pg15", feature = "pg16"))]
-            let committed = std::ptr::read_volatile(std::ptr::addr_of!((*pg_sys::ShmemVariableCache).xactCompletionCount));
+            let committed = std::ptr::read_volatile(std::ptr::addr_of!(
+                (*pg_sys::ShmemVariableCache).xactCompletionCount
+            ));
             #[cfg(any(feature = "pg17", feature = "pg18"))]
-            let committed = std::ptr::read_volatile(std::ptr::addr_of!((*pg_sys::TransamVariables).xactCompletionCount));
-            Epoch { committed, command: pg_sys::GetCurrentCommandId(false) }
+            let committed = std::ptr::read_volatile(std::ptr::addr_of!(
+                (*pg_sys::TransamVariables).xactCompletionCount
+            ));
+            Epoch {
+                committed,
+                command: pg_sys::GetCurrentCommandId(false),
+            }
         }
     }
 }
@@ -80,7 +87,10 @@ pub fn forget() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn forget_at_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn forget_at_xact_end(
+    _event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     MEMO.with(|m| m.borrow_mut().take());
 }
 
@@ -93,9 +103,12 @@ pub fn init() {
 fn parse_guc(text: &str) -> pgrx::Uuid {
     match validate::parse_pg_uuid(text) {
         Some(bytes) => pgrx::Uuid::from_bytes(bytes),
-        None => errors::invalid(format!("invalid value for parameter \"tenancy.tenant_id\": \"{}\"", errors::shown(text)))
-            .hint("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.")
-            .raise(),
+        None => errors::invalid(format!(
+            "invalid value for parameter \"tenancy.tenant_id\": \"{}\"",
+            errors::shown(text)
+        ))
+        .hint("tenancy.tenant_id holds a tenant's uuid, or is empty for no tenant.")
+        .raise(),
     }
 }
 
@@ -103,9 +116,12 @@ fn parse_guc(text: &str) -> pgrx::Uuid {
 /// 42501 when the role may not act for it.
 pub(crate) fn check_usable(t: &Tenant, role: pg_sys::Oid) {
     if t.status != "active" {
-        errors::wrong_state(format!("tenant \"{}\" is {}, not active", t.identifier, t.status))
-            .hint("Only an active tenant can be set as the context.")
-            .raise();
+        errors::wrong_state(format!(
+            "tenant \"{}\" is {}, not active",
+            t.identifier, t.status
+        ))
+        .hint("Only an active tenant can be set as the context.")
+        .raise();
     }
     access::check_may_act(role, t);
 }
@@ -118,7 +134,9 @@ pub fn current(role: pg_sys::Oid) -> Option<Tenant> {
     }
     let id = parse_guc(&text);
     let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
-        errors::tenant_not_found(id).hint("tenancy.tenant_id names a tenant that does not exist.").raise()
+        errors::tenant_not_found(id)
+            .hint("tenancy.tenant_id names a tenant that does not exist.")
+            .raise()
     });
     check_usable(&t, role);
     Some(t)
@@ -136,8 +154,17 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
     }
     // The epoch is read before the catalog, so that a change committed
     // while checking makes the memo look stale, never fresh.
-    let key = MemoKey { guc: text, role: access::current_role(), epoch: Epoch::now() };
-    if let Some(id) = MEMO.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, id)| *id)) {
+    let key = MemoKey {
+        guc: text,
+        role: access::current_role(),
+        epoch: Epoch::now(),
+    };
+    if let Some(id) = MEMO.with(|m| {
+        m.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, id)| *id)
+    }) {
         return Some(id);
     }
     let id = current(key.role).map(|t| t.id)?;
@@ -163,7 +190,11 @@ fn current_tenant() -> Option<pgrx::composite_type!('static, "tenants")> {
 }
 
 fn join_path(items: &[String]) -> String {
-    items.iter().map(|s| pgrx::spi::quote_identifier(s)).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| pgrx::spi::quote_identifier(s))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 thread_local! {
@@ -181,15 +212,24 @@ thread_local! {
 fn path_without_tenant_schemas(epoch: Epoch) -> (Vec<String>, bool) {
     let path = settings::get(c"search_path");
     let known = PATH_MEMO.with(|m| {
-        m.borrow().as_ref().filter(|(p, e, _, _)| *p == path && *e == epoch).map(|(_, _, kept, changed)| (kept.clone(), *changed))
+        m.borrow()
+            .as_ref()
+            .filter(|(p, e, _, _)| *p == path && *e == epoch)
+            .map(|(_, _, kept, changed)| (kept.clone(), *changed))
     });
     if let Some(answer) = known {
         return answer;
     }
     let items = validate::split_search_path(&path);
-    let is_tenant_schema =
-        |s: &String| validate::could_be_tenant_schema(s) && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some();
-    let kept: Vec<String> = items.iter().filter(|s| !is_tenant_schema(s)).cloned().collect();
+    let is_tenant_schema = |s: &String| {
+        validate::could_be_tenant_schema(s)
+            && direct::tenant(direct::Key::SchemaName(s), direct::Snapshot::Latest).is_some()
+    };
+    let kept: Vec<String> = items
+        .iter()
+        .filter(|s| !is_tenant_schema(s))
+        .cloned()
+        .collect();
     let changed = kept.len() != items.len();
     PATH_MEMO.with(|m| *m.borrow_mut() = Some((path, epoch, kept.clone(), changed)));
     (kept, changed)
@@ -199,7 +239,10 @@ fn path_without_tenant_schemas(epoch: Epoch) -> (Vec<String>, bool) {
 /// transaction's with `is_local` (the form to use under transaction pooling).
 /// A schema tenant's schema goes first on search_path.
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
-fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::composite_type!('static, "tenants") {
+fn set_tenant(
+    tenant: Option<&str>,
+    is_local: default!(Option<bool>, false),
+) -> pgrx::composite_type!('static, "tenants") {
     let tenant = errors::required(tenant, "tenant");
     let is_local = errors::required(is_local, "is_local");
     set_tenant_checked(tenant, is_local).row
@@ -218,8 +261,17 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
             tenants::find_by_identifier(tenant, Mode::Latest)
         }
     };
-    let t = found.unwrap_or_else(|| errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise());
+    let t = found.unwrap_or_else(|| {
+        errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
+    });
     check_usable(&t, role);
+    if !is_local && t.isolation == "rls" && crate::citus::nodes::in_database() {
+        // Citus sends a worker the transaction's SET LOCALs, never session
+        // state: the workers' policies would see no tenant (SPEC §8).
+        errors::unsupported("a session-level tenant context does not reach the workers of a Citus cluster")
+            .hint("Inside a transaction, use tenancy.set_tenant(tenant, is_local => true): Citus sends it to every node the transaction reaches.")
+            .raise();
+    }
     set_context(&t.id.to_string(), is_local);
     let (mut path, changed) = path_without_tenant_schemas(epoch);
     if let Some(schema) = &t.schema_name {
@@ -229,7 +281,11 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
         settings::set(c"search_path", &join_path(&path), is_local);
     }
     // What was just checked is what the request's next statement would check.
-    let key = MemoKey { guc: settings::tenant_id_text(), role, epoch };
+    let key = MemoKey {
+        guc: settings::tenant_id_text(),
+        role,
+        epoch,
+    };
     MEMO.with(|m| *m.borrow_mut() = Some((key, t.id)));
     t
 }

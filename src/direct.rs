@@ -50,7 +50,14 @@ thread_local! {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_oids(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    crate::citus::nodes::forget(relid);
     OIDS.with(|o| {
+        let mut o = o.borrow_mut();
+        if relid == pg_sys::InvalidOid || o.iter().any(|(_, oid)| *oid == relid) {
+            o.clear();
+        }
+    });
+    SHARD_OIDS.with(|o| {
         let mut o = o.borrow_mut();
         if relid == pg_sys::InvalidOid || o.iter().any(|(_, oid)| *oid == relid) {
             o.clear();
@@ -59,11 +66,18 @@ unsafe extern "C-unwind" fn forget_oids(_arg: pg_sys::Datum, relid: pg_sys::Oid)
 }
 
 pub fn init() {
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_oids), pg_sys::Datum::from(0usize)) };
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(forget_oids), pg_sys::Datum::from(0usize))
+    };
 }
 
 fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
-    if let Some(oid) = OIDS.with(|o| o.borrow().iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)) {
+    if let Some(oid) = OIDS.with(|o| {
+        o.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, oid)| *oid)
+    }) {
         return oid;
     }
     let oid = unsafe {
@@ -71,10 +85,71 @@ fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
         pg_sys::get_relname_relid(name.as_ptr(), nsp)
     };
     if oid == pg_sys::InvalidOid {
-        crate::errors::internal(format!("relation tenancy.{} is missing", name.to_string_lossy()));
+        crate::errors::internal(format!(
+            "relation tenancy.{} is missing",
+            name.to_string_lossy()
+        ));
     }
     OIDS.with(|o| o.borrow_mut().push((name, oid)));
     oid
+}
+
+/// Where a Citus worker reads each of the catalog relations the checks
+/// scan: the cluster copy's table (sql/citus.sql) and the relation of it.
+const CLUSTER_COPY: &[(&CStr, &str, &str)] = &[
+    (c"tenants", "cluster_tenants", "cluster_tenants"),
+    (c"tenants_pkey", "cluster_tenants", "cluster_tenants_pkey"),
+    (
+        c"tenants_identifier_key",
+        "cluster_tenants",
+        "cluster_tenants_identifier_idx",
+    ),
+    (
+        c"tenants_schema_name_key",
+        "cluster_tenants",
+        "cluster_tenants_schema_name_idx",
+    ),
+    (c"tenant_grants", "cluster_grants", "cluster_grants"),
+    (
+        c"tenant_grants_tenant_idx",
+        "cluster_grants",
+        "cluster_grants_tenant_idx",
+    ),
+];
+
+thread_local! {
+    /// The local shard relations a worker reads, by catalog relation name;
+    /// forgotten with [`OIDS`].
+    static SHARD_OIDS: std::cell::RefCell<Vec<(&'static CStr, pg_sys::Oid)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether this node reads the cluster copy (a Citus worker).
+fn reads_cluster_copy() -> bool {
+    crate::citus::nodes::is_worker()
+}
+
+/// The relation a check scans for catalog relation `name`: the catalog's
+/// own on one node and on a coordinator, the local shard of the cluster
+/// copy on a worker.  A worker without that shard (tenancy's catalog not
+/// yet on the cluster) finds no tenant: a context is refused there, never
+/// let through.
+fn scanned_oid(name: &'static CStr) -> Option<pg_sys::Oid> {
+    if !reads_cluster_copy() {
+        return Some(relation_oid(name));
+    }
+    if let Some(oid) = SHARD_OIDS.with(|o| {
+        o.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, oid)| *oid)
+    }) {
+        return Some(oid);
+    }
+    let (_, table, relation) = CLUSTER_COPY.iter().find(|(n, _, _)| *n == name)?;
+    let shard = crate::citus::nodes::shard_name(table, relation)?;
+    let oid = lookup_relation(&shard)?;
+    SHARD_OIDS.with(|o| o.borrow_mut().push((name, oid)));
+    Some(oid)
 }
 
 /// Whether tenancy's relation `name` exists: objects added by an upgrade
@@ -99,7 +174,10 @@ pub fn namespace(name: &str) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
         if nsp == pg_sys::InvalidOid {
             return None;
         }
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::NAMESPACEOID as i32, pg_sys::Datum::from(nsp));
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            pg_sys::Datum::from(nsp),
+        );
         if tuple.is_null() {
             return None;
         }
@@ -115,7 +193,10 @@ pub fn namespace(name: &str) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
 pub fn catalog_owner() -> pg_sys::Oid {
     let table = relation_oid(c"tenants");
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(table));
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(table),
+        );
         if tuple.is_null() {
             crate::errors::internal("relation tenancy.tenants is missing");
         }
@@ -150,7 +231,13 @@ pub fn common_elements(index: &CStr, keys: &[String]) -> Option<Vec<(String, f32
         }
         let mut slot: pg_sys::AttStatsSlot = std::mem::zeroed();
         let flags = (pg_sys::ATTSTATSSLOT_VALUES | pg_sys::ATTSTATSSLOT_NUMBERS) as i32;
-        let have = pg_sys::get_attstatsslot(&mut slot, tuple, pg_sys::STATISTIC_KIND_MCELEM as i32, pg_sys::InvalidOid, flags);
+        let have = pg_sys::get_attstatsslot(
+            &mut slot,
+            tuple,
+            pg_sys::STATISTIC_KIND_MCELEM as i32,
+            pg_sys::InvalidOid,
+            flags,
+        );
         if have {
             for i in 0..slot.nvalues.min(slot.nnumbers).max(0) as usize {
                 if let Some(value) = String::from_datum(*slot.values.add(i), false) {
@@ -176,7 +263,9 @@ pub fn common_elements(index: &CStr, keys: &[String]) -> Option<Vec<(String, f32
 unsafe fn snapshot(which: Snapshot, table: pg_sys::Oid) -> pg_sys::Snapshot {
     match which {
         Snapshot::Statement => pg_sys::GetActiveSnapshot(),
-        Snapshot::Latest if pg_sys::IsInParallelMode() => pg_sys::GetNonHistoricCatalogSnapshot(table),
+        Snapshot::Latest if pg_sys::IsInParallelMode() => {
+            pg_sys::GetNonHistoricCatalogSnapshot(table)
+        }
         Snapshot::Latest => pg_sys::GetLatestSnapshot(),
     }
 }
@@ -187,7 +276,9 @@ unsafe fn attribute(desc: pg_sys::TupleDesc, column: &str) -> (i16, pg_sys::Oid)
     // version lays it out (PostgreSQL 18 moved it).
     let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
     for (i, a) in tupdesc.iter().enumerate() {
-        if !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == column.as_bytes() {
+        if !a.attisdropped
+            && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == column.as_bytes()
+        {
             return ((i + 1) as i16, a.attcollation);
         }
     }
@@ -210,10 +301,11 @@ unsafe fn scan(
     which: Snapshot,
     mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
 ) {
-    let table_oid = relation_oid(table);
+    let (Some(table_oid), Some(index_oid)) = (scanned_oid(table), scanned_oid(index)) else {
+        return;
+    };
     let rel = pg_sys::table_open(table_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let desc = (*rel).rd_att;
-    let index_oid = relation_oid(index);
     let collation = attribute(desc, column).1;
     let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
     match value {
@@ -231,14 +323,21 @@ unsafe fn scan(
             &mut key,
             (pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32,
             attno(desc, column),
-            0 /* InvalidStrategy */,
+            0, /* InvalidStrategy */
             pg_sys::InvalidOid,
             pg_sys::InvalidOid,
             pg_sys::InvalidOid,
             pg_sys::Datum::from(0usize),
         ),
     }
-    let sysscan = pg_sys::systable_beginscan(rel, index_oid, true, snapshot(which, table_oid), 1, &mut key);
+    let sysscan = pg_sys::systable_beginscan(
+        rel,
+        index_oid,
+        true,
+        snapshot(which, table_oid),
+        1,
+        &mut key,
+    );
     loop {
         let tuple = pg_sys::systable_getnext(sysscan);
         if tuple.is_null() {
@@ -251,7 +350,11 @@ unsafe fn scan(
     pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
 }
 
-unsafe fn text_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: &str) -> Option<String> {
+unsafe fn text_field(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    column: &str,
+) -> Option<String> {
     let mut is_null = false;
     let d = pg_sys::heap_getattr(tuple, attno(desc, column) as i32, desc, &mut is_null);
     if is_null {
@@ -261,13 +364,21 @@ unsafe fn text_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: 
     }
 }
 
-unsafe fn name_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: &str) -> Option<String> {
+unsafe fn name_field(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    column: &str,
+) -> Option<String> {
     let mut is_null = false;
     let d = pg_sys::heap_getattr(tuple, attno(desc, column) as i32, desc, &mut is_null);
     if is_null {
         None
     } else {
-        Some(CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>()).to_string_lossy().into_owned())
+        Some(
+            CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>())
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -284,16 +395,30 @@ unsafe fn enum_field(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, column: 
 unsafe fn key_scan(key: Key) -> (&'static CStr, &'static str, u32, pg_sys::Datum) {
     let none = pg_sys::Datum::from(0usize);
     match key {
-        Key::Id(id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, id.into_datum().unwrap_or(none)),
-        Key::Identifier(s) => (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, s.into_datum().unwrap_or(none)),
+        Key::Id(id) => (
+            c"tenants_pkey",
+            "id",
+            pg_sys::F_UUID_EQ,
+            id.into_datum().unwrap_or(none),
+        ),
+        Key::Identifier(s) => (
+            c"tenants_identifier_key",
+            "identifier",
+            pg_sys::F_TEXTEQ,
+            s.into_datum().unwrap_or(none),
+        ),
         Key::SchemaName(s) => (
             c"tenants_schema_name_key",
             "schema_name",
             pg_sys::F_NAMEEQ,
-            crate::sqltypes::Name(s.to_string()).into_datum().unwrap_or(none),
+            crate::sqltypes::Name(s.to_string())
+                .into_datum()
+                .unwrap_or(none),
         ),
         Key::Datum(d, Column::Id) => (c"tenants_pkey", "id", pg_sys::F_UUID_EQ, d),
-        Key::Datum(d, Column::Identifier) => (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, d),
+        Key::Datum(d, Column::Identifier) => {
+            (c"tenants_identifier_key", "identifier", pg_sys::F_TEXTEQ, d)
+        }
     }
 }
 
@@ -302,28 +427,76 @@ pub fn tenant(key: Key, which: Snapshot) -> Option<Tenant> {
     let mut found = None;
     unsafe {
         let (index, column, eq, value) = key_scan(key);
-        scan(c"tenants", index, column, eq, Some(value), which, |tuple, desc| {
-            if found.is_some() {
-                return;
-            }
-            let datum = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
-            let Some(row) = PgHeapTuple::from_datum(datum, false) else { return };
-            found = Some(Tenant {
-                row,
-                id: pgrx::Uuid::from_datum(
-                    pg_sys::heap_getattr(tuple, attno(desc, "id") as i32, desc, &mut false),
-                    false,
-                )
-                .unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16])),
-                identifier: text_field(tuple, desc, "identifier").unwrap_or_default(),
-                status: enum_field(tuple, desc, "status"),
-                isolation: enum_field(tuple, desc, "isolation"),
-                schema_name: name_field(tuple, desc, "schema_name"),
-                database_name: name_field(tuple, desc, "database_name"),
-            });
-        });
+        scan(
+            c"tenants",
+            index,
+            column,
+            eq,
+            Some(value),
+            which,
+            |tuple, desc| {
+                if found.is_some() {
+                    return;
+                }
+                let datum = tenant_row(tuple, desc);
+                let Some(row) = PgHeapTuple::from_datum(datum, false) else {
+                    return;
+                };
+                found = Some(Tenant {
+                    row,
+                    id: pgrx::Uuid::from_datum(
+                        pg_sys::heap_getattr(tuple, attno(desc, "id") as i32, desc, &mut false),
+                        false,
+                    )
+                    .unwrap_or_else(|| pgrx::Uuid::from_bytes([0; 16])),
+                    identifier: text_field(tuple, desc, "identifier").unwrap_or_default(),
+                    status: enum_field(tuple, desc, "status"),
+                    isolation: enum_field(tuple, desc, "isolation"),
+                    schema_name: name_field(tuple, desc, "schema_name"),
+                    database_name: name_field(tuple, desc, "database_name"),
+                });
+            },
+        );
     }
     found
+}
+
+/// A found row as a `tenancy.tenants` composite datum.  A worker's row
+/// comes from the cluster copy, a table of its own type with the same
+/// columns: its values are put in a `tenancy.tenants` row by column name.
+unsafe fn tenant_row(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> pg_sys::Datum {
+    if !reads_cluster_copy() {
+        return pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+    }
+    let rel = pg_sys::table_open(
+        relation_oid(c"tenants"),
+        pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+    );
+    let target = (*rel).rd_att;
+    let columns = pgrx::PgTupleDesc::from_pg_unchecked(target);
+    let mut values = Vec::with_capacity(columns.len());
+    let mut nulls = Vec::with_capacity(columns.len());
+    for a in columns.iter() {
+        let name = CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy();
+        let source = pgrx::PgTupleDesc::from_pg_unchecked(desc)
+            .iter()
+            .position(|b| {
+                !b.attisdropped && CStr::from_ptr(b.attname.data.as_ptr()).to_string_lossy() == name
+            });
+        let mut is_null = true;
+        let value = match source {
+            Some(i) if !a.attisdropped => {
+                pg_sys::heap_getattr(tuple, (i + 1) as i32, desc, &mut is_null)
+            }
+            _ => pg_sys::Datum::from(0usize),
+        };
+        values.push(value);
+        nulls.push(is_null);
+    }
+    let formed = pg_sys::heap_form_tuple(target, values.as_mut_ptr(), nulls.as_mut_ptr());
+    let datum = pg_sys::heap_copy_tuple_as_datum(formed, target);
+    pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    datum
 }
 
 /// One tenant's row as a `tenancy.tenants` composite datum (allocated in
@@ -333,28 +506,60 @@ pub fn tenant_datum(key: Key, which: Snapshot) -> Option<pg_sys::Datum> {
     let mut found = None;
     unsafe {
         let (index, column, eq, value) = key_scan(key);
-        scan(c"tenants", index, column, eq, Some(value), which, |tuple, desc| {
-            if found.is_none() {
-                found = Some(pg_sys::heap_copy_tuple_as_datum(tuple, desc));
-            }
-        });
+        scan(
+            c"tenants",
+            index,
+            column,
+            eq,
+            Some(value),
+            which,
+            |tuple, desc| {
+                if found.is_none() {
+                    found = Some(tenant_row(tuple, desc));
+                }
+            },
+        );
     }
     found
 }
 
 /// The roles granted this tenant, directly or through an all-tenants grant.
+/// On a Citus worker, the roles of the names the cluster copy lists (role
+/// OIDs differ from node to node).
 pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
     let mut roles = Vec::new();
+    let by_name = reads_cluster_copy();
     unsafe {
         let id = tenant.into_datum().unwrap_or(pg_sys::Datum::from(0usize));
         for value in [Some(id), None] {
-            scan(c"tenant_grants", c"tenant_grants_tenant_idx", "tenant_id", pg_sys::F_UUID_EQ, value, which, |tuple, desc| {
-                let mut is_null = false;
-                let d = pg_sys::heap_getattr(tuple, attno(desc, "role") as i32, desc, &mut is_null);
-                if !is_null {
-                    roles.push(pg_sys::Oid::from(d.value() as u32));
-                }
-            });
+            scan(
+                c"tenant_grants",
+                c"tenant_grants_tenant_idx",
+                "tenant_id",
+                pg_sys::F_UUID_EQ,
+                value,
+                which,
+                |tuple, desc| {
+                    if by_name {
+                        // This node's role of that name, if there is one.
+                        if let Some(name) = name_field(tuple, desc, "role_name")
+                            .and_then(|n| std::ffi::CString::new(n).ok())
+                        {
+                            let role = pg_sys::get_role_oid(name.as_ptr(), true);
+                            if role != pg_sys::InvalidOid {
+                                roles.push(role);
+                            }
+                        }
+                        return;
+                    }
+                    let mut is_null = false;
+                    let d =
+                        pg_sys::heap_getattr(tuple, attno(desc, "role") as i32, desc, &mut is_null);
+                    if !is_null {
+                        roles.push(pg_sys::Oid::from(d.value() as u32));
+                    }
+                },
+            );
         }
     }
     roles
@@ -366,9 +571,19 @@ pub fn grantees(tenant: pgrx::Uuid, which: Snapshot) -> Vec<pg_sys::Oid> {
 /// where the type does not exist yet.  Read from the system cache, which
 /// always reflects the latest committed catalog.
 pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
+    // On a Citus worker nobody holds the marker (Citus does not send
+    // privileges on an extension's type): there the cluster copy has the
+    // grants by role name, kept in step with the coordinator's, where the
+    // marker counts (see sql/citus.sql).
+    if reads_cluster_copy() {
+        return None;
+    }
     let typoid = marker_type()?;
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(typoid));
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            pg_sys::Datum::from(typoid),
+        );
         if tuple.is_null() {
             return None;
         }
@@ -415,15 +630,30 @@ pub fn marker_type() -> Option<pg_sys::Oid> {
 /// status, given as the enum value's datum), skipping `skip` rows, as the
 /// hand-written `ORDER BY created_at DESC, id DESC OFFSET .. LIMIT ..` would.
 /// Calls `each` with every row of the page and the table's descriptor.
-pub fn page(skip: i64, limit: i64, status: Option<pg_sys::Datum>, mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc)) {
+pub fn page(
+    skip: i64,
+    limit: i64,
+    status: Option<pg_sys::Datum>,
+    mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
+) {
     if limit <= 0 {
         return;
     }
     unsafe {
-        let rel = pg_sys::table_open(relation_oid(c"tenants"), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let rel = pg_sys::table_open(
+            relation_oid(c"tenants"),
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
         let desc = (*rel).rd_att;
-        let index_name: &'static CStr = if status.is_some() { c"tenants_status_created_idx" } else { c"tenants_created_idx" };
-        let index = pg_sys::index_open(relation_oid(index_name), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let index_name: &'static CStr = if status.is_some() {
+            c"tenants_status_created_idx"
+        } else {
+            c"tenants_created_idx"
+        };
+        let index = pg_sys::index_open(
+            relation_oid(index_name),
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         let nkeys = match status {
             Some(value) => {
@@ -441,10 +671,17 @@ pub fn page(skip: i64, limit: i64, status: Option<pg_sys::Datum>, mut each: impl
             }
             None => 0,
         };
-        let scan = pg_sys::systable_beginscan_ordered(rel, index, pg_sys::GetActiveSnapshot(), nkeys, &mut key);
+        let scan = pg_sys::systable_beginscan_ordered(
+            rel,
+            index,
+            pg_sys::GetActiveSnapshot(),
+            nkeys,
+            &mut key,
+        );
         let mut seen: i64 = 0;
         loop {
-            let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            let tuple =
+                pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::ForwardScanDirection);
             if tuple.is_null() {
                 break;
             }

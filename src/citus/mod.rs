@@ -17,10 +17,10 @@ use pgrx::pg_sys;
 
 use crate::db;
 
-/// Whether this backend runs with Citus loaded (its settings exist).
-pub fn loaded() -> bool {
-    unsafe { !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null() }
-}
+pub mod nodes;
+pub mod setup;
+
+pub use nodes::loaded;
 
 /// Makes the transaction-local value of setting `name` reach every worker
 /// of the transaction, now and for connections opened later; nothing outside
@@ -32,15 +32,21 @@ pub fn propagate_local(name: &CStr, value: &str) {
     }
     let name = name.to_string_lossy();
     let statement = format!("SET LOCAL {name} = {}", pgrx::spi::quote_literal(value));
-    crate::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || db::execute_dynamic(&statement));
+    crate::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || {
+        db::execute_dynamic(&statement)
+    });
 }
 
 /// Whether `table` is a Citus table (distributed or reference).
 pub fn is_distributed(table: pg_sys::Oid) -> bool {
     // The library may be preloaded in a database without the extension,
     // where Citus's metadata table does not exist (a system cache read).
-    let has_metadata =
-        || unsafe { pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)) != pg_sys::InvalidOid };
+    let has_metadata = || unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_partition".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        ) != pg_sys::InvalidOid
+    };
     loaded()
         && has_metadata()
         && db::query_one(
@@ -59,7 +65,9 @@ pub fn is_distributed(table: pg_sys::Oid) -> bool {
 /// coordinator has serves every INSERT that goes through it.
 pub fn alter_column_default(table: pg_sys::Oid, statement: &str) {
     if is_distributed(table) {
-        crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || db::execute_dynamic(statement));
+        crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || {
+            db::execute_dynamic(statement)
+        });
     } else {
         db::execute_dynamic(statement);
     }

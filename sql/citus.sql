@@ -1,0 +1,92 @@
+-- tenancy on a Citus cluster (SPEC §8): what every node checks a tenant
+-- context against.  Loaded after sql/isolation.sql.
+--
+-- A worker runs a distributed table's shard queries, and with them the
+-- table's policy, which calls tenancy.current_tenant_id() there: the worker
+-- must know each tenant's status and who may act for it, as of the same
+-- transaction as the coordinator.  These two tables hold that state.  They
+-- are plain local tables until Citus is there; then (tenancy.citus_setup(),
+-- run by the first change to the catalog on a coordinator) they become
+-- Citus reference tables: a copy on every node, written in the
+-- coordinator's transaction and committed on all nodes with it (two-phase
+-- commit).  The catalog itself stays a set of local tables on the
+-- coordinator, where the lifecycle functions run, so that none of their
+-- statements has to be one Citus can distribute; triggers copy each change
+-- of tenancy.tenants and tenancy.tenant_grants here.  See docs/scale-out.md.
+
+-- The columns of tenancy.tenants, in its order (a worker builds a
+-- tenancy.tenants row from one of these by column name).  An upgrade that
+-- changes tenancy.tenants changes this table the same way.
+CREATE TABLE tenancy.cluster_tenants (LIKE tenancy.tenants);
+ALTER TABLE tenancy.cluster_tenants ADD CONSTRAINT cluster_tenants_pkey PRIMARY KEY (id);
+CREATE INDEX cluster_tenants_identifier_idx ON tenancy.cluster_tenants (identifier);
+CREATE INDEX cluster_tenants_schema_name_idx ON tenancy.cluster_tenants (schema_name);
+
+COMMENT ON TABLE tenancy.cluster_tenants IS 'On a Citus cluster: tenancy.tenants as every node sees it (a reference table kept in step by triggers). Unused on one node.';
+
+-- The grants, with the role by name: role OIDs differ from node to node
+-- (Citus creates each role on every node), names do not.  role is the
+-- coordinator's OID, which its triggers key on.
+CREATE TABLE tenancy.cluster_grants (
+    role      oid NOT NULL,
+    role_name name NOT NULL,
+    tenant_id uuid
+);
+CREATE INDEX cluster_grants_tenant_idx ON tenancy.cluster_grants (tenant_id);
+
+COMMENT ON TABLE tenancy.cluster_grants IS 'On a Citus cluster: tenancy.tenant_grants with role names, as every node sees it (a reference table kept in step by triggers). Unused on one node.';
+
+-- Each change of the catalog, copied in the same statement.  The WHEN
+-- condition keeps one node free of any of this: without Citus loaded the
+-- function is not even called.  The statements carry their values as
+-- literals: Citus sends a PL/pgSQL variable to the workers as a parameter
+-- whose value it does not always send along (measured: a DELETE by OLD.id
+-- deleted nothing on the workers).
+CREATE FUNCTION tenancy.cluster_sync_tenants() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM tenancy.citus_prepare_catalog();
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE pg_catalog.format('DELETE FROM tenancy.cluster_tenants WHERE id OPERATOR(pg_catalog.=) %L', OLD.id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        -- ON CONFLICT: the row may be there already, copied by citus_prepare_catalog.
+        EXECUTE pg_catalog.format(
+            'INSERT INTO tenancy.cluster_tenants SELECT * FROM pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_tenants, %L) ON CONFLICT (id) DO NOTHING',
+            pg_catalog.to_jsonb(NEW));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tenancy.cluster_sync_grants() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    grantee name;
+BEGIN
+    PERFORM tenancy.citus_prepare_catalog();
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE pg_catalog.format(
+            'DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.=) %L AND tenant_id IS NOT DISTINCT FROM %L::pg_catalog.uuid',
+            OLD.role::pg_catalog.oid, OLD.tenant_id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT r.rolname INTO grantee FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) NEW.role::pg_catalog.oid;
+        -- The DELETE: the row may be there already, copied by citus_prepare_catalog.
+        EXECUTE pg_catalog.format(
+            'DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.=) %L AND tenant_id IS NOT DISTINCT FROM %L::pg_catalog.uuid',
+            NEW.role::pg_catalog.oid, NEW.tenant_id);
+        EXECUTE pg_catalog.format(
+            'INSERT INTO tenancy.cluster_grants (role, role_name, tenant_id) VALUES (%L, %L, %L)',
+            NEW.role::pg_catalog.oid, grantee, NEW.tenant_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER cluster_sync AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenants
+    FOR EACH ROW WHEN (tenancy.citus_loaded())
+    EXECUTE FUNCTION tenancy.cluster_sync_tenants();
+CREATE TRIGGER cluster_sync AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenant_grants
+    FOR EACH ROW WHEN (tenancy.citus_loaded())
+    EXECUTE FUNCTION tenancy.cluster_sync_grants();
