@@ -17,6 +17,8 @@ use pgrx::pg_sys;
 
 use crate::db;
 
+pub mod schemas;
+
 /// Whether this backend runs with Citus loaded (its settings exist).
 pub fn loaded() -> bool {
     unsafe { !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null() }
