@@ -136,7 +136,7 @@ unsafe fn creates_table(node: *mut pg_sys::Node) -> bool {
     match (*node).type_ {
         pg_sys::NodeTag::T_CreateStmt | pg_sys::NodeTag::T_CreateForeignTableStmt => true,
         pg_sys::NodeTag::T_CreateTableAsStmt => {
-            (*node.cast::<pg_sys::CreateTableAsStmt>()).objtype == pg_sys::ObjectType::OBJECT_TABLE
+            ctas_kind(node.cast::<pg_sys::CreateTableAsStmt>()) == pg_sys::ObjectType::OBJECT_TABLE
         }
         pg_sys::NodeTag::T_SelectStmt => !(*node.cast::<pg_sys::SelectStmt>()).intoClause.is_null(),
         pg_sys::NodeTag::T_AlterObjectSchemaStmt => matches!(
@@ -145,6 +145,18 @@ unsafe fn creates_table(node: *mut pg_sys::Node) -> bool {
         ),
         _ => false,
     }
+}
+
+/// What a CREATE … AS makes: a table or a materialized view (PostgreSQL 13
+/// names the field `relkind`).
+#[cfg(feature = "pg13")]
+unsafe fn ctas_kind(stmt: *mut pg_sys::CreateTableAsStmt) -> pg_sys::ObjectType::Type {
+    (*stmt).relkind
+}
+
+#[cfg(not(feature = "pg13"))]
+unsafe fn ctas_kind(stmt: *mut pg_sys::CreateTableAsStmt) -> pg_sys::ObjectType::Type {
+    (*stmt).objtype
 }
 
 /// Runs one table-creating statement as `exec_simple_query` runs a client's:
@@ -246,7 +258,7 @@ fn check_all_distributed(migration: &str, schema: &str) {
         return;
     };
     let local = db::query_one(
-        "SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_class c
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f}'::\"char\"[])
             AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) c.oid::pg_catalog.regclass)
             AND NOT pg_catalog.relation_is_a_known_shard(c.oid::pg_catalog.regclass)

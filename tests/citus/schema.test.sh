@@ -146,6 +146,13 @@ got=$(as_a -c "SELECT identifier FROM tenancy.set_tenant('acme')" -c "INSERT INT
 [ "$got" = "3:1" ] || fail "acme's grantee after migrate: $got"
 echo "migrate(): column and table on every tenant's shard, where it lives; the grantee uses them"
 
+# 5b. An adopted distributed schema owned by a role that is no superuser:
+# later migrations run as that owner, with no more rights than it has, and
+# Citus still makes their tables single-shard tables of the schema.
+q -c "SELECT 1 FROM pg_roles WHERE rolname = 'schema_owner'" | grep -q 1 || q -c "CREATE ROLE schema_owner LOGIN"
+q -c "SET citus.enable_schema_based_sharding = on" -c "CREATE SCHEMA tenant_adopted AUTHORIZATION schema_owner"
+q -c "SELECT tenancy.create_tenant('adopted', 'Adopted', isolation => 'schema', schema_name => 'tenant_adopted')" >/dev/null 2>&1
+
 # 6. A migration that fails for one tenant after creating a table: rolled
 # back there with nothing left on any node; kept for the other.
 q -c "SELECT tenancy.add_migration('003_half', \$\$
@@ -155,14 +162,16 @@ q -c "SELECT tenancy.add_migration('003_half', \$\$
 \$\$)" >/dev/null
 q -c "CALL tenancy.migrate()" 2>/dev/null
 got=$(q -c "SELECT string_agg(identifier || ':' || pending || ':' || coalesce(last_error, ''), ',' ORDER BY identifier) FROM tenancy.migration_status")
-[ "$got" = "acme:0:,globex:1:globex refuses" ] || fail "after a failed migration: $got"
+[ "$got" = "acme:0:,adopted:0:,globex:1:globex refuses" ] || fail "after a failed migration: $got"
 [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'audit\_trail%' AND relnamespace = 'tenant_globex'::regnamespace")" = 0 ] || fail "globex's audit_trail on the coordinator"
 [ "$(q -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text = 'tenant_globex.audit_trail'")" = 0 ] || fail "globex's audit_trail in pg_dist_partition"
 got=$(q -c "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FROM pg_class c WHERE c.relname LIKE 'audit\_trail%' AND c.relnamespace = 'tenant_globex'::regnamespace\$\$)")
 [ "$got" = "0,0" ] || fail "globex's audit_trail left on the workers: $got"
 got=$(q -c "SELECT citus_table_type FROM citus_tables WHERE table_name = 'tenant_acme.audit_trail'::regclass")-$(as_a -c "SELECT tenancy.set_tenant('acme')" -c "SELECT what FROM audit_trail" | tail -1)
 [ "$got" = "schema-created" ] || fail "acme's audit_trail: $got"
-echo "a migration failing for globex left no table, shard or metadata on any node; acme kept it"
+got=$(q -c "SELECT table_owner || ':' || citus_table_type FROM citus_tables WHERE table_name = 'tenant_adopted.audit_trail'::regclass")
+[ "$got" = "schema_owner:schema" ] || fail "the adopted schema's new table: '$got'"
+echo "a migration failing for globex left no table, shard or metadata on any node; acme kept it, and in the adopted schema it ran as the schema's owner"
 
 # 7. Schema-based sharding off: a schema tenant is a plain schema of the
 # coordinator and its migrations plain tables, as on one node.
