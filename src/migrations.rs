@@ -128,8 +128,20 @@ fn apply(schema: &str, migration: &str) {
     // runs with the extension owner's rights.
     let path = format!("{}, pg_catalog, pg_temp", quote(schema));
     let owner = crate::access::schema_owner(schema);
+    // In a schema Citus shards by schema, the statements that create tables
+    // reach Citus as top-level statements, so that it makes the tables
+    // single-shard tables of the schema (citus::schemas); anywhere else the
+    // migration runs as one SPI call, as it always has.
+    let distributed = crate::direct::namespace(schema)
+        .is_some_and(|(nsp, _)| crate::citus::schemas::is_distributed(nsp));
     crate::settings::scoped(&[(c"search_path", &path)], || {
-        crate::access::restricted_as(owner, || db::execute_dynamic(&sql))
+        crate::access::restricted_as(owner, || {
+            if distributed {
+                crate::citus::schemas::run_migration(migration, schema, &sql)
+            } else {
+                db::execute_dynamic(&sql)
+            }
+        })
     });
 }
 

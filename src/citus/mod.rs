@@ -18,6 +18,7 @@ use pgrx::pg_sys;
 use crate::db;
 
 pub mod nodes;
+pub mod schemas;
 pub mod setup;
 
 pub use nodes::loaded;
