@@ -45,7 +45,9 @@ COMMENT ON TABLE tenancy.cluster_grants IS 'On a Citus cluster: tenancy.tenant_g
 CREATE FUNCTION tenancy.cluster_sync_tenants() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM tenancy.citus_prepare_catalog();
+    IF NOT tenancy.citus_prepare_catalog() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE pg_catalog.format('DELETE FROM tenancy.cluster_tenants WHERE id OPERATOR(pg_catalog.=) %L', OLD.id);
     END IF;
@@ -64,7 +66,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     grantee name;
 BEGIN
-    PERFORM tenancy.citus_prepare_catalog();
+    IF NOT tenancy.citus_prepare_catalog() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE pg_catalog.format(
             'DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.=) %L AND tenant_id IS NOT DISTINCT FROM %L::pg_catalog.uuid',
@@ -90,3 +94,24 @@ CREATE TRIGGER cluster_sync AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenants
 CREATE TRIGGER cluster_sync AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenant_grants
     FOR EACH ROW WHEN (tenancy.citus_loaded())
     EXECUTE FUNCTION tenancy.cluster_sync_grants();
+
+-- DROP OWNED BY a role takes its tenant_grantee privilege away, and with it
+-- the weight of its grant rows on the coordinator (access::Marked); the
+-- copy drops them, so that a role created later under the same name (the
+-- workers match by name) inherits nothing.  Also run by Citus's DROP OWNED
+-- on the workers, where it does nothing.
+CREATE FUNCTION tenancy.cluster_forget_unmarked() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenancy.citus_loaded() AND tenancy.citus_prepare_catalog() THEN
+        EXECUTE pg_catalog.format('DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.<>) ALL (%L::pg_catalog.oid[])',
+            (SELECT COALESCE(pg_catalog.array_agg(a.grantee), '{}')
+               FROM pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) a
+              WHERE t.oid OPERATOR(pg_catalog.=) 'tenancy.tenant_grantee'::pg_catalog.regtype));
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER tenancy_cluster_dropped_owned ON ddl_command_end
+    WHEN TAG IN ('DROP OWNED')
+    EXECUTE FUNCTION tenancy.cluster_forget_unmarked();

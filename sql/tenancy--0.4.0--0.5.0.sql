@@ -6,7 +6,7 @@ CREATE FUNCTION tenancy."citus_loaded"() RETURNS bool
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c AS 'MODULE_PATHNAME', 'citus_loaded_wrapper';
 
-CREATE FUNCTION tenancy."citus_prepare_catalog"() RETURNS void
+CREATE FUNCTION tenancy."citus_prepare_catalog"() RETURNS bool
 STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'citus_prepare_catalog_wrapper';
 
@@ -39,7 +39,9 @@ COMMENT ON TABLE tenancy.cluster_grants IS 'On a Citus cluster: tenancy.tenant_g
 CREATE FUNCTION tenancy.cluster_sync_tenants() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM tenancy.citus_prepare_catalog();
+    IF NOT tenancy.citus_prepare_catalog() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE pg_catalog.format('DELETE FROM tenancy.cluster_tenants WHERE id OPERATOR(pg_catalog.=) %L', OLD.id);
     END IF;
@@ -58,7 +60,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     grantee name;
 BEGIN
-    PERFORM tenancy.citus_prepare_catalog();
+    IF NOT tenancy.citus_prepare_catalog() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE pg_catalog.format(
             'DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.=) %L AND tenant_id IS NOT DISTINCT FROM %L::pg_catalog.uuid',
@@ -85,6 +89,27 @@ CREATE TRIGGER cluster_sync AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenant_g
     FOR EACH ROW WHEN (tenancy.citus_loaded())
     EXECUTE FUNCTION tenancy.cluster_sync_grants();
 
+-- DROP OWNED BY a role takes its tenant_grantee privilege away, and with it
+-- the weight of its grant rows on the coordinator (access::Marked); the
+-- copy drops them, so that a role created later under the same name (the
+-- workers match by name) inherits nothing.  Also run by Citus's DROP OWNED
+-- on the workers, where it does nothing.
+CREATE FUNCTION tenancy.cluster_forget_unmarked() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenancy.citus_loaded() AND tenancy.citus_prepare_catalog() THEN
+        EXECUTE pg_catalog.format('DELETE FROM tenancy.cluster_grants WHERE role OPERATOR(pg_catalog.<>) ALL (%L::pg_catalog.oid[])',
+            (SELECT COALESCE(pg_catalog.array_agg(a.grantee), '{}')
+               FROM pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) a
+              WHERE t.oid OPERATOR(pg_catalog.=) 'tenancy.tenant_grantee'::pg_catalog.regtype));
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER tenancy_cluster_dropped_owned ON ddl_command_end
+    WHEN TAG IN ('DROP OWNED')
+    EXECUTE FUNCTION tenancy.cluster_forget_unmarked();
+
 CREATE FUNCTION tenancy."citus_setup"() RETURNS void
 STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'citus_setup_wrapper';
@@ -93,5 +118,5 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'citus_setup_wrapper';
 REVOKE ALL ON TABLE tenancy.cluster_tenants, tenancy.cluster_grants FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     tenancy.citus_loaded(), tenancy.citus_prepare_catalog(), tenancy.citus_setup(),
-    tenancy.cluster_sync_tenants(), tenancy.cluster_sync_grants()
+    tenancy.cluster_sync_tenants(), tenancy.cluster_sync_grants(), tenancy.cluster_forget_unmarked()
 FROM PUBLIC;

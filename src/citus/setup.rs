@@ -40,11 +40,12 @@ fn citus_loaded() -> bool {
 }
 
 /// Makes the cluster copy a pair of reference tables if it is not one yet;
-/// called by those triggers before each copied change.  Nothing without
-/// Citus or on a worker.
+/// called by those triggers before each copied change.  True where the
+/// copy is kept from here (a coordinator with Citus); false without Citus
+/// and on a worker, where nothing is done.
 #[pg_extern(volatile)]
-fn citus_prepare_catalog() {
-    prepare(false);
+fn citus_prepare_catalog() -> bool {
+    prepare(false)
 }
 
 /// The OID of tenancy's table `name`, if it exists.
@@ -59,16 +60,17 @@ fn table(name: &str) -> Option<pg_sys::Oid> {
 }
 
 /// Copies the catalog's state into the cluster copy (anew with `resync`)
-/// and makes it a pair of reference tables.
-fn prepare(resync: bool) {
+/// and makes it a pair of reference tables; false where there is nothing
+/// to keep (no Citus, a worker).
+fn prepare(resync: bool) -> bool {
     if !super::nodes::in_database() || super::nodes::is_worker() {
-        return;
+        return false;
     }
     let Some(tenants) = table("cluster_tenants") else {
-        return;
+        return false;
     };
     if !resync && READY.with(|r| r.get()) == Some(tenants) {
-        return;
+        return true;
     }
     // One session converts; another waits here, then finds it done.
     db::execute(
@@ -78,7 +80,7 @@ fn prepare(resync: bool) {
     let distributed = super::is_distributed(tenants);
     if distributed && !resync {
         READY.with(|r| r.set(Some(tenants)));
-        return;
+        return true;
     }
     // The grants that count on the coordinator: those of roles holding the
     // marker (see access::mark).
@@ -121,6 +123,7 @@ fn prepare(resync: bool) {
         });
     }
     READY.with(|r| r.set(Some(tenants)));
+    true
 }
 
 /// Finishes tenancy's setup on a Citus coordinator (SPEC §8): the tenants

@@ -119,6 +119,17 @@ done
 got=$(w1 -c "SELECT count(*) FROM tenancy.cluster_grants WHERE role_name = 'cat_app'")
 [ "$got" = 0 ] || { echo "revoked grant still on worker1: $got"; exit 1; }
 
+# DROP OWNED takes a role's grants away on the coordinator (it loses the
+# marker privilege); the copy follows, so a new role of the same name (the
+# workers match grants by name) inherits nothing there.
+q -c "CREATE ROLE cat_gone LOGIN" -c "SELECT tenancy.grant_tenant('cat_gone', '$a')" >/dev/null
+got=$(w1 -U cat_gone -c "SET tenancy.tenant_id = '$a'" -c "SELECT tenancy.current_tenant_id()")
+[ "$got" = "$a" ] || { echo "cat_gone before DROP OWNED: $got"; exit 1; }
+q -c "DROP OWNED BY cat_gone" -c "DROP ROLE cat_gone" -c "CREATE ROLE cat_gone LOGIN" >/dev/null
+for w in w1 w2; do
+  expect_error 42501 $w -U cat_gone -c "SET tenancy.tenant_id = '$a'" -c "SELECT tenancy.current_tenant_id()"
+done
+
 # A tenant removed on the coordinator is gone from every node's copy.
 q -c "SET tenancy.soft_delete = off" -c "SELECT tenancy.delete_tenant('$b')" >/dev/null
 got=$(w2 -c "SELECT count(*) FROM tenancy.cluster_tenants WHERE id = '$b'")
