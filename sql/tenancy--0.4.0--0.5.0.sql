@@ -120,3 +120,9 @@ REVOKE EXECUTE ON FUNCTION
     tenancy.citus_loaded(), tenancy.citus_prepare_catalog(), tenancy.citus_setup(),
     tenancy.cluster_sync_tenants(), tenancy.cluster_sync_grants(), tenancy.cluster_forget_unmarked()
 FROM PUBLIC;
+
+-- The data operations (SPEC §9) audit as move, import and clone.
+ALTER TABLE tenancy.audit_log DROP CONSTRAINT audit_log_action_check;
+ALTER TABLE tenancy.audit_log ADD CONSTRAINT audit_log_action_check CHECK (action IN (
+    'create', 'update', 'status', 'metadata', 'delete', 'provision',
+    'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone'));

@@ -44,6 +44,12 @@ Conventions, as HTML comments on the lines just above a block's fence:
     <!-- doctest: new-session -->      this block starts in a new session
                                        (of the current role)
 
+A file whose text holds <!-- doctest: citus --> needs a Citus cluster: it is
+skipped (and said so) unless DOCTEST_DATABASE names a database of the
+coordinator PGHOST/PGPORT point at, with Citus and its workers set up, which
+the file then runs in (not created nor dropped); tests/citus/docs.test.sh
+runs it so.
+
 Blocks fenced otherwise (```sh, ```text, ```python, plain ```) are not run.
 """
 import os
@@ -315,17 +321,24 @@ def cleanup(dbs, roles):
 def run_file(path):
     blocks = blocks_of(path)
     rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    db = "doctest_" + re.sub(r"[^a-z0-9]+", "_", path.stem.lower())
+    given = os.environ.get("DOCTEST_DATABASE")
+    if "<!-- doctest: citus -->" in path.read_text() and not given:
+        print(f"{rel}: skipped (needs a Citus cluster: tests/citus/docs.test.sh runs it)", flush=True)
+        return 0, 0
+    db = given or "doctest_" + re.sub(r"[^a-z0-9]+", "_", path.stem.lower())
     dbs0, roles0 = cluster_objects()
     wanted = {m.group(1) for b in blocks if not b.directive("illustrative")
               for m in re.finditer(r"CREATE\s+(?:ROLE|USER)\s+([a-z_][a-z0-9_]*)", b.text, re.I)}
     taken = sorted(wanted & roles0)
     if taken:
         raise RuntimeError(f"roles {', '.join(taken)} exist already; the file creates them, so it needs a cluster without them")
-    if db in dbs0:
+    if given:
+        pass
+    elif db in dbs0:
         psql_admin(f"DROP DATABASE {qi(db)} WITH (FORCE)")
         dbs0.discard(db)
-    psql_admin(f"CREATE DATABASE {qi(db)}")
+    if not given:
+        psql_admin(f"CREATE DATABASE {qi(db)}")
 
     script = ["\\set SHOW_CONTEXT never", "\\set VERBOSITY default", "\\pset pager off"]
     plan = []  # (kind, block, statement) per mark
@@ -409,7 +422,12 @@ def run_file(path):
                           + "\n    PostgreSQL printed:\n" + indent([l for l in out if l.strip()] or ["(nothing)"], "    + "))
 
     dbs1, roles1 = cluster_objects()
-    cleanup((dbs1 - dbs0) | {db}, roles1 - roles0)
+    if given:
+        # The given database stays (its cluster goes with the test), and so
+        # do the roles that own objects in it.
+        cleanup(dbs1 - dbs0, set())
+    else:
+        cleanup((dbs1 - dbs0) | {db}, roles1 - roles0)
 
     for line in report:
         print(line)
