@@ -22,6 +22,7 @@ mod fmgr;
 mod integrations;
 mod lifecycle;
 mod migrations;
+mod operations;
 mod provision;
 mod rls;
 mod search;
