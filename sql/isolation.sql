@@ -77,6 +77,32 @@ BEGIN
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Delete the tenant with its data: SELECT tenancy.delete_tenant(id, destroy_data => true).';
         END IF;
+        -- A deleted tenant's schema goes with what is in it, nothing else:
+        -- DROP SCHEMA … CASCADE would also drop a view, a foreign key or a
+        -- default elsewhere that depends on it, which are not the tenant's.
+        SELECT t.identifier, t.schema_name,
+               -- named as a reader knows them: a view, not its rule and row types
+               COALESCE(pg_catalog.string_agg(d.object_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) d.object_identity, ', '
+                                              ORDER BY d.object_identity)
+                          FILTER (WHERE d.object_type OPERATOR(pg_catalog.<>) ALL ('{type,rule,index}'::text[])),
+                        pg_catalog.string_agg(d.object_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) d.object_identity, ', '
+                                              ORDER BY d.object_identity)) AS outside
+          INTO hit
+          FROM pg_catalog.pg_event_trigger_dropped_objects() s
+          JOIN tenancy.tenants t ON s.object_identity OPERATOR(pg_catalog.=) pg_catalog.quote_ident(t.schema_name::pg_catalog.text)
+          JOIN pg_catalog.pg_event_trigger_dropped_objects() d
+            ON d.schema_name IS DISTINCT FROM t.schema_name::pg_catalog.text
+           AND d.schema_name IS DISTINCT FROM 'pg_toast'
+           AND d.object_identity OPERATOR(pg_catalog.<>) s.object_identity
+         WHERE s.object_type OPERATOR(pg_catalog.=) 'schema'
+         GROUP BY t.identifier, t.schema_name
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot drop schema "%" of tenant "%": objects outside it depend on it', hit.schema_name, hit.identifier
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = 'It would also drop: ' OPERATOR(pg_catalog.||) hit.outside OPERATOR(pg_catalog.||) '.',
+                      HINT = 'Drop or change those objects first: a tenant''s data is what its schema holds.';
+        END IF;
     ELSE
         SELECT t.identifier, t.schema_name INTO hit
           FROM tenancy.tenants t

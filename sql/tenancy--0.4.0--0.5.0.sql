@@ -126,3 +126,73 @@ ALTER TABLE tenancy.audit_log DROP CONSTRAINT audit_log_action_check;
 ALTER TABLE tenancy.audit_log ADD CONSTRAINT audit_log_action_check CHECK (action IN (
     'create', 'update', 'status', 'metadata', 'delete', 'provision',
     'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone'));
+
+-- tenant_footprint (SPEC §9).
+CREATE FUNCTION tenancy."tenant_footprint"("id" uuid)
+RETURNS TABLE ("tbl" regclass, "rows" bigint, "registered" bool)
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_footprint_wrapper';
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_footprint(uuid) FROM PUBLIC;
+
+-- A deleted tenant's schema goes with what is in it, nothing else (as in
+-- sql/isolation.sql).
+CREATE OR REPLACE FUNCTION tenancy.guard_tenant_schemas() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    hit record;
+BEGIN
+    IF pg_catalog.to_regclass('tenancy.tenants') IS NULL THEN
+        RETURN;   -- the extension itself is going
+    END IF;
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+        SELECT t.identifier, t.schema_name INTO hit
+          FROM pg_catalog.pg_event_trigger_dropped_objects() d
+          JOIN tenancy.tenants t ON d.object_identity OPERATOR(pg_catalog.=) pg_catalog.quote_ident(t.schema_name::pg_catalog.text)
+         WHERE d.object_type OPERATOR(pg_catalog.=) 'schema' AND t.status OPERATOR(pg_catalog.<>) 'deleted'
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot drop schema "%": it is tenant "%"''s', hit.schema_name, hit.identifier
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Delete the tenant with its data: SELECT tenancy.delete_tenant(id, destroy_data => true).';
+        END IF;
+        -- A deleted tenant's schema goes with what is in it, nothing else:
+        -- DROP SCHEMA … CASCADE would also drop a view, a foreign key or a
+        -- default elsewhere that depends on it, which are not the tenant's.
+        SELECT t.identifier, t.schema_name,
+               -- named as a reader knows them: a view, not its rule and row types
+               COALESCE(pg_catalog.string_agg(d.object_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) d.object_identity, ', '
+                                              ORDER BY d.object_identity)
+                          FILTER (WHERE d.object_type OPERATOR(pg_catalog.<>) ALL ('{type,rule,index}'::text[])),
+                        pg_catalog.string_agg(d.object_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) d.object_identity, ', '
+                                              ORDER BY d.object_identity)) AS outside
+          INTO hit
+          FROM pg_catalog.pg_event_trigger_dropped_objects() s
+          JOIN tenancy.tenants t ON s.object_identity OPERATOR(pg_catalog.=) pg_catalog.quote_ident(t.schema_name::pg_catalog.text)
+          JOIN pg_catalog.pg_event_trigger_dropped_objects() d
+            ON d.schema_name IS DISTINCT FROM t.schema_name::pg_catalog.text
+           AND d.schema_name IS DISTINCT FROM 'pg_toast'
+           AND d.object_identity OPERATOR(pg_catalog.<>) s.object_identity
+         WHERE s.object_type OPERATOR(pg_catalog.=) 'schema'
+         GROUP BY t.identifier, t.schema_name
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot drop schema "%" of tenant "%": objects outside it depend on it', hit.schema_name, hit.identifier
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = 'It would also drop: ' OPERATOR(pg_catalog.||) hit.outside OPERATOR(pg_catalog.||) '.',
+                      HINT = 'Drop or change those objects first: a tenant''s data is what its schema holds.';
+        END IF;
+    ELSE
+        SELECT t.identifier, t.schema_name INTO hit
+          FROM tenancy.tenants t
+         WHERE t.schema_name IS NOT NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted'
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot rename schema "%": it is tenant "%"''s', hit.schema_name, hit.identifier
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'A tenant''s schema keeps its name; tenancy finds it by that name.';
+        END IF;
+    END IF;
+END
+$$;

@@ -748,7 +748,7 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
             id,
             &t.identifier,
             "destroy",
-            provision::destroy(&t),
+            crate::operations::footprint::certified(&t, || provision::destroy(&t)),
         ));
     }
     audit::record(events);

@@ -336,7 +336,8 @@ pub fn destroy(t: &Tenant) -> Value {
             settings::scoped(&[(c"client_min_messages", "warning")], || {
                 db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)))
             });
-            json!({"schema_name": schema})
+            // Its rows in shared tables are its data too (a hybrid tenant).
+            json!({"schema_name": schema, "rows_deleted": rls::delete_tenant_rows(t.id)})
         }
         "database" => {
             let database = t.database_name.clone().unwrap_or_default();

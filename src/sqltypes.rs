@@ -55,6 +55,13 @@ macro_rules! oid_alias {
             }
         }
 
+        // So that a function can return it, also in a row of a set.
+        unsafe impl pgrx::callconv::BoxRet for $rust {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+                unsafe { fcinfo.return_raw_datum(pg_sys::Datum::from(self.0.to_u32())) }
+            }
+        }
+
         unsafe impl SqlTranslatable for $rust {
             const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($rust);
             const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;

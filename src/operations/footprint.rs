@@ -1,1 +1,197 @@
-//! (SPEC §9: being built)
+//! Where a tenant's rows are (SPEC §9): `tenant_footprint`, and the proof
+//! `delete_tenant(…, destroy_data => true)` records of what it removed and
+//! what remains.
+//!
+//! A tenant's data is its rows in the tables `enable_rls` registered and in
+//! the tables of its own schema (`registered`).  But rows of a tenant also
+//! end up where nobody registered them: a table created by hand with a
+//! `tenant_id` column, a reporting copy, another tenant's schema.  So the
+//! footprint also counts, in every other table, the rows whose uuid column
+//! named like a registered tenant column (or `tenant_id`) holds the id.
+//!
+//! Each count must see every row, in every table, whoever owns it (in an
+//! adopted schema, a table's owner may not even have USAGE on the schema):
+//! it runs as the extension owner, in a security-restricted operation.  It
+//! runs no code of the table's: `count(*)` under `col OPERATOR(pg_catalog.=)
+//! $1` on a column of type uuid itself (no domain), no triggers (a SELECT
+//! fires none), no policy (the extension owner bypasses row-level security,
+//! so no policy expression is evaluated), and `ONLY` for an ordinary table
+//! (an inheritance child is a candidate of its own).
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::access;
+use crate::db::{self, Mode};
+use crate::errors;
+use crate::sqltypes::RegClass;
+use crate::tenants::{self, Tenant};
+
+/// One table holding rows of the tenant.
+pub struct Holding {
+    pub table: pg_sys::Oid,
+    /// The table's name as `regclass` prints it (qualified when needed).
+    pub name: String,
+    pub rows: i64,
+    pub registered: bool,
+}
+
+/// A table to count in, and the condition picking the tenant's
+/// rows (`None`: every row, a table of the tenant's own schema).
+struct Candidate {
+    table: pg_sys::Oid,
+    name: String,
+    partitioned: bool,
+    columns: Option<Vec<String>>,
+    registered: bool,
+}
+
+fn candidates(t: &Tenant) -> Vec<Candidate> {
+    // Tables: ordinary or partitioned, not a partition (its parent counts
+    // it), not another session's temporary table, not an extension's own
+    // (tenancy's catalog and audit log, Citus's metadata), not a system
+    // schema's.
+    db::query(
+        "WITH tables AS (
+             SELECT c.oid, c.relkind OPERATOR(pg_catalog.=) 'p' AS partitioned, c.relnamespace
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[]) AND NOT c.relispartition
+                AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+                AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,pg_toast}'::text[])
+                AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                 WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                   AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')),
+         names AS (
+             SELECT r.tenant_column::text AS name FROM tenancy.rls_tables r
+             UNION SELECT 'tenant_id')
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, NULL::text[], true
+           FROM tables t
+          WHERE t.relnamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
+         UNION ALL
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, ARRAY[r.tenant_column::text], true
+           FROM tenancy.rls_tables r JOIN tables t ON t.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
+         UNION ALL
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned,
+                pg_catalog.array_agg(a.attname::text ORDER BY a.attnum), false
+           FROM tables t
+           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.oid
+          WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+            AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+            AND a.attname::text OPERATOR(pg_catalog.=) ANY (SELECT name FROM names)
+            AND t.oid OPERATOR(pg_catalog.<>) ALL (SELECT r.tbl::pg_catalog.oid FROM tenancy.rls_tables r)
+            AND t.relnamespace IS DISTINCT FROM (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
+          GROUP BY t.oid, t.partitioned
+          ORDER BY 5 DESC, 2",
+        Mode::Write,
+        &[t.id.into(), t.schema_name.clone().into()],
+        |r| Candidate {
+            table: r.must::<pg_sys::Oid>(1),
+            name: r.must::<String>(2),
+            partitioned: r.must::<bool>(3),
+            columns: r.get::<Vec<String>>(4),
+            registered: r.must::<bool>(5),
+        },
+    )
+}
+
+fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
+    let table = format!("{}", c.table.to_u32());
+    let condition = match &c.columns {
+        None => "true".to_string(),
+        Some(cols) => cols
+            .iter()
+            .map(|col| format!("{} OPERATOR(pg_catalog.=) $1", pgrx::spi::quote_identifier(col)))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    };
+    // The table by OID, through regclass: no name to resolve on the way.
+    let name = db::query_one(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+        Mode::Write,
+        &[c.table.into()],
+        |r| r.must::<String>(1),
+    )
+    .unwrap_or(table);
+    let only = if c.partitioned { "" } else { "ONLY " };
+    let sql = format!("SELECT pg_catalog.count(*) FROM {only}{name} WHERE {condition}");
+    access::as_owner(|| {
+        db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
+            .into_iter()
+            .next()
+            .unwrap_or(0)
+    })
+}
+
+/// Every table holding rows of `t`, registered ones first.
+pub fn footprint(t: &Tenant) -> Vec<Holding> {
+    if t.isolation == "database" {
+        errors::unsupported(format!("tenant \"{}\" is a database tenant: its data is its own database", t.identifier))
+            .hint("The data operations of tenancy work on rls and schema tenants.")
+            .raise();
+    }
+    candidates(t)
+        .into_iter()
+        .filter_map(|c| {
+            let rows = count(&c, t.id);
+            (rows > 0).then_some(Holding { table: c.table, name: c.name, rows, registered: c.registered })
+        })
+        .collect()
+}
+
+/// A footprint as a JSON object `{table: rows}`.
+fn as_json<'a>(holdings: impl Iterator<Item = &'a Holding>) -> serde_json::Value {
+    serde_json::Value::Object(holdings.map(|h| (h.name.clone(), serde_json::json!(h.rows))).collect())
+}
+
+/// Runs `destroy` (which removes the tenant's data and returns its audit
+/// details) and adds the proof SPEC §9 asks of it: `removed`, the rows that
+/// went from each of the tenant's tables, and `remaining`, the footprint
+/// after the removal, with a WARNING when that is not empty.  A database
+/// tenant's data is its database: no footprint, `destroy` alone.
+pub fn certified(t: &Tenant, destroy: impl FnOnce() -> serde_json::Value) -> serde_json::Value {
+    if t.isolation == "database" {
+        return destroy();
+    }
+    let before = footprint(t);
+    let mut details = destroy();
+    let after = footprint(t);
+    let left = |h: &Holding| after.iter().find(|a| a.table == h.table).map_or(0, |a| a.rows);
+    let removed: serde_json::Map<String, serde_json::Value> = before
+        .iter()
+        .filter(|h| h.registered)
+        .map(|h| (h.name.clone(), serde_json::json!(h.rows - left(h))))
+        .collect();
+    if let Some(obj) = details.as_object_mut() {
+        obj.insert("removed".into(), serde_json::Value::Object(removed));
+        obj.insert("remaining".into(), as_json(after.iter()));
+    }
+    if !after.is_empty() {
+        let list: Vec<String> = after
+            .iter()
+            .map(|h| format!("{} ({} {})", h.name, h.rows, if h.rows == 1 { "row" } else { "rows" }))
+            .collect();
+        errors::warning(format!("rows of tenant \"{}\" remain in {} table(s) after destroy_data", t.identifier, after.len()))
+            .detail(format!("Remaining: {}.", list.join(", ")))
+            .hint("destroy_data covers the tables of tenancy.rls_tables and the tenant's schema; delete the others' rows by hand, or register the tables with tenancy.enable_rls.")
+            .warn();
+    }
+    details
+}
+
+/// Every table holding rows of the tenant: its data (`registered`: a table
+/// `enable_rls` registered, or of the tenant's own schema) and any other
+/// table whose uuid column named like a registered tenant column (or
+/// `tenant_id`) holds its id.  0A000 for a database tenant.
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenant_footprint(
+    id: Option<pgrx::Uuid>,
+) -> TableIterator<'static, (name!(tbl, RegClass), name!(rows, i64), name!(registered, bool))> {
+    let id = errors::required(id, "id");
+    let t = tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    let rows: Vec<_> = footprint(&t).into_iter().map(|h| (RegClass(h.table), h.rows, h.registered)).collect();
+    TableIterator::new(rows)
+}

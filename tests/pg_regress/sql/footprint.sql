@@ -1,0 +1,54 @@
+-- SPEC §9: tenant_footprint, and the proof delete_tenant(…, destroy_data)
+-- records; a tenant schema's drop never takes objects outside it along.
+CREATE EXTENSION IF NOT EXISTS tenancy;
+SET client_min_messages = warning;
+SELECT count(*) FROM tenancy.add_migration('fp_001', 'CREATE TABLE notes (id serial PRIMARY KEY, body text)');
+SELECT id AS s FROM tenancy.create_tenant('fp-schema', 'Schema tenant', isolation => 'schema') \gset
+SELECT id AS r FROM tenancy.create_tenant('fp-shared', 'Shared tenant') \gset
+SELECT id AS o FROM tenancy.create_tenant('fp-other', 'Other tenant') \gset
+INSERT INTO tenant_fp_schema.notes (body) VALUES ('x'), ('y');
+CREATE TABLE fp_items (tenant_id uuid NOT NULL, v text);
+CREATE TABLE fp_orders (owner_tenant uuid NOT NULL, v text);
+SELECT tenancy.enable_rls('fp_items');
+SELECT tenancy.enable_rls('fp_orders', 'owner_tenant');
+INSERT INTO fp_items VALUES (:'r', 'a'), (:'r', 'b'), (:'o', 'other'), (:'s', 'stray');
+INSERT INTO fp_orders VALUES (:'r', 'o1');
+-- Rows nobody registered: a table made by hand, a column named like a
+-- registered tenant column, and a copy inside another tenant's schema.
+CREATE TABLE fp_export_by_hand (tenant_id uuid, owner_tenant uuid, v text);
+INSERT INTO fp_export_by_hand VALUES (:'r', NULL, 'c'), (NULL, :'r', 'd'), (:'o', NULL, 'e');
+CREATE TABLE tenant_fp_schema.leaked (tenant_id uuid);
+INSERT INTO tenant_fp_schema.leaked VALUES (:'r');
+CREATE TABLE fp_no_match (tenant_id text);   -- not a uuid column: not counted
+INSERT INTO fp_no_match VALUES (:'r');
+
+SELECT * FROM tenancy.tenant_footprint(:'r') ORDER BY registered DESC, tbl::text;
+SELECT * FROM tenancy.tenant_footprint(:'s') ORDER BY registered DESC, tbl::text;
+-- Row-level security forced on a table does not hide rows from the count.
+SELECT rows FROM tenancy.tenant_footprint(:'o') WHERE tbl = 'fp_items'::regclass;
+
+-- Errors: NULL, unknown tenant, database tenant.
+\set VERBOSITY terse
+SELECT * FROM tenancy.tenant_footprint(NULL);
+SELECT * FROM tenancy.tenant_footprint('00000000-0000-0000-0000-000000000001');
+\set VERBOSITY default
+
+-- destroy_data records what went and what remains (with a WARNING).
+SET client_min_messages = notice;
+SELECT tenancy.delete_tenant(:'r', destroy_data => true);
+SELECT details->'removed' AS removed, details->'remaining' AS remaining, details->'rows_deleted' AS rows_deleted
+  FROM tenancy.audit_log WHERE tenant_id = :'r' AND action = 'destroy';
+
+-- A schema tenant's schema goes alone: a view elsewhere on its table stops it,
+-- and nothing is changed.
+CREATE VIEW fp_report AS SELECT count(*) FROM tenant_fp_schema.notes;
+SELECT tenancy.delete_tenant(:'s', destroy_data => true);
+SELECT status FROM tenancy.tenant(:'s');
+SELECT count(*) FROM tenant_fp_schema.notes;
+DROP VIEW fp_report;
+DROP TABLE tenant_fp_schema.leaked;
+SELECT tenancy.delete_tenant(:'s', destroy_data => true);
+SELECT details->'removed' AS removed, details->'remaining' AS remaining
+  FROM tenancy.audit_log WHERE tenant_id = :'s' AND action = 'destroy';
+SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_fp_schema';
+DROP TABLE fp_items, fp_orders, fp_export_by_hand, fp_no_match;
