@@ -1,5 +1,5 @@
 -- The tenant catalog (SPEC §1).  Loaded by CREATE EXTENSION after the enum
--- types and the validator functions it calls (see src/catalog.rs).
+-- types and the validator functions it calls (see src/catalog/mod.rs).
 --
 -- The table enforces its own rules, so even a superuser's direct INSERT or
 -- UPDATE cannot store a tenant that the API functions would refuse: the

@@ -202,7 +202,7 @@ SELECT t.id AS tenant_id,
 COMMENT ON VIEW tenancy.migration_status IS 'Applied and pending migrations, the last error and the last skip, per schema tenant.';
 
 -- CREATE and DROP DATABASE queued for the commit of the transaction that
--- asked for them (see src/provision.rs); empty outside a transaction.
+-- asked for them (see src/isolation/provision.rs); empty outside a transaction.
 CREATE TABLE tenancy.database_ops (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id     uuid NOT NULL,

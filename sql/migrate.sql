@@ -1,7 +1,7 @@
 -- CALL tenancy.migrate(): pending migrations to every schema tenant, one
 -- transaction per tenant.  A procedure, because only a procedure can COMMIT
 -- between tenants; each tenant's work is tenancy.migrate_tenant (in Rust,
--- src/migrations.rs), which runs each migration in a subtransaction so that
+-- src/isolation/migrations.rs), which runs each migration in a subtransaction so that
 -- a failure is recorded, not lost.
 --
 -- Several sessions may run it at once: migrate_tenant takes a

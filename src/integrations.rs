@@ -5,13 +5,12 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use serde_json::Value;
 
-use crate::access;
+use crate::base::db::{self, Mode};
+use crate::base::errors::{self, required};
+use crate::base::settings;
+use crate::base::validate;
+use crate::catalog::tenants::{self, Tenant};
 use crate::context;
-use crate::db::{self, Mode};
-use crate::errors::{self, required};
-use crate::settings;
-use crate::tenants::{self, Tenant};
-use crate::validate;
 
 // Superuser-set (postgresql.conf, ALTER DATABASE/ROLE … SET by a
 // superuser): a role that may act for a tenant must not raise its own limit
@@ -86,7 +85,7 @@ fn set_tenant_from_claims(
 /// call it in its own short transaction (or autocommit), first in a request.
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
 fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
-    let role = access::current_role();
+    let role = crate::base::security::current_role();
     let t: Tenant = match tenant {
         Some(id) => {
             let t = tenants::find_by_id(id, Mode::Latest)
@@ -113,7 +112,7 @@ fn check_rate_limit(tenant: default!(Option<pgrx::Uuid>, "NULL")) {
     )
     .unwrap_or(default_limit);
     // The hits table is not the caller's: record as the extension owner.
-    let admitted = access::as_owner(|| {
+    let admitted = crate::base::security::as_owner(|| {
         db::query_one(
             "WITH gone AS (DELETE FROM tenancy.rate_limit_hits h
                             WHERE h.tenant_id OPERATOR(pg_catalog.=) $1

@@ -1,35 +1,42 @@
 //! tenancy: multi-tenancy inside PostgreSQL.
 //!
-//! One module per concern: `settings` (GUCs), `errors`, `validate` (pure
-//! rules), `catalog` (types and tables), `db` (how SQL is run), `audit`
-//! (audit rows and notifications), `tenants` (lookups), `lifecycle`
-//! (changes), `access` (who may act for a tenant, grants), `context` (the
-//! tenant GUC), `rls`, `provision` (schemas and databases) and `migrations`.
+//! The tree is the architecture, in layers; a module imports only from its
+//! own layer and the layers above it in this list, never from those below:
+//!
+//! - `base`: errors and SQLSTATEs, pure validation rules, settings (GUCs),
+//!   running SQL (`db`), SQL types, and whose rights code runs with
+//!   (`security`).
+//! - `catalog`: the tenant catalog's types and tables, its reads without
+//!   SQL (`direct`), lookups (`tenants`) and the audit log.
+//! - `context`: the tenant context (`set_tenant`, `current_tenant_id`) and
+//!   the rule of who may act for a tenant (`access`).
+//! - `isolation`: row-level security (`rls`), a tenant's schema or database
+//!   (`provision`), the privileges they rest on, and migrations.
+//! - `lifecycle`: creating, changing and deleting tenants, the grant
+//!   functions, and search.
+//! - `operations`: a tenant's data as a whole (SPEC §9): moving, exporting,
+//!   importing, cloning, and where it is.
+//! - `integrations`: JWT claims, rate limits.
+//! - `citus`: what each layer does differently on a Citus cluster; each of
+//!   its modules sits with the layer that uses it (`nodes` under `catalog`,
+//!   the context's propagation under `context`, `schemas` under
+//!   `isolation`, `setup` and `routing` on top).
 
 use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
-mod access;
-mod audit;
+mod base;
 mod catalog;
 mod citus;
 mod context;
-mod db;
-mod direct;
-mod errors;
-mod fmgr;
 mod integrations;
+mod isolation;
 mod lifecycle;
-mod migrations;
 mod operations;
-mod provision;
-mod rls;
-mod search;
-mod settings;
-mod sqltypes;
-mod tenants;
-pub mod validate;
+
+/// The pure rules, public for the unit tests and benches.
+pub use base::validate;
 
 extension_sql_file!(
     "../sql/isolation.sql",
@@ -41,18 +48,18 @@ extension_sql_file!(
     name = "migrate",
     requires = [
         "isolation_catalog",
-        migrations::migration_targets,
-        migrations::migrate_tenant,
-        migrations::migration_check_outside_block
+        isolation::migrations::migration_targets,
+        isolation::migrations::migrate_tenant,
+        isolation::migrations::migration_check_outside_block
     ]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    settings::init();
+    base::settings::init();
     context::init();
-    direct::init();
+    catalog::direct::init();
     integrations::init();
 }
 

@@ -15,7 +15,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::db;
+use crate::base::db;
 
 pub mod nodes;
 pub mod schemas;
@@ -33,7 +33,7 @@ pub fn propagate_local(name: &CStr, value: &str) {
     }
     let name = name.to_string_lossy();
     let statement = format!("SET LOCAL {name} = {}", pgrx::spi::quote_literal(value));
-    crate::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || {
+    crate::base::settings::scoped(&[(c"citus.propagate_set_commands", "local")], || {
         db::execute_dynamic(&statement)
     });
 }
@@ -66,7 +66,7 @@ pub fn is_distributed(table: pg_sys::Oid) -> bool {
 /// coordinator has serves every INSERT that goes through it.
 pub fn alter_column_default(table: pg_sys::Oid, statement: &str) {
     if is_distributed(table) {
-        crate::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || {
+        crate::base::settings::scoped(&[(c"citus.enable_ddl_propagation", "off")], || {
             db::execute_dynamic(statement)
         });
     } else {

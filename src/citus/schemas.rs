@@ -37,8 +37,8 @@ use std::ffi::{CStr, CString};
 
 use pgrx::pg_sys;
 
-use crate::db;
-use crate::errors;
+use crate::base::db;
+use crate::base::errors;
 
 /// Whether Citus shards `schema` by schema (it is in `pg_dist_schema`, as
 /// `citus_schemas` shows).  False without Citus, or in a database where the
@@ -254,7 +254,7 @@ unsafe fn process_utility(stmt: *mut pg_sys::PlannedStmt, text: &CStr) {
 /// tenant's shards on a worker; the migration fails instead (create_tenant
 /// rolls back, migrate() records the failure and rolls the migration back).
 fn check_all_distributed(migration: &str, schema: &str) {
-    let Some((nsp, _)) = crate::direct::namespace(schema) else {
+    let Some((nsp, _)) = crate::base::security::namespace(schema) else {
         return;
     };
     let local = db::query_one(

@@ -23,8 +23,8 @@ use std::cell::Cell;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::db::{self, Mode};
-use crate::errors;
+use crate::base::db::{self, Mode};
+use crate::base::errors;
 
 thread_local! {
     /// The OID of `tenancy.cluster_tenants` once it is known to be a Citus
@@ -104,7 +104,7 @@ fn prepare(resync: bool) -> bool {
         // Citus copies the rows into the new shards, on every node (and
         // makes sure each node has the extension first).
         // Citus's NOTICEs about the copy are not the caller's business.
-        crate::settings::scoped(&[(c"client_min_messages", "warning")], || {
+        crate::base::settings::scoped(&[(c"client_min_messages", "warning")], || {
             for name in ["tenancy.cluster_tenants", "tenancy.cluster_grants"] {
                 db::query_text(
                     "SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)",

@@ -60,7 +60,7 @@ SELECT has_schema_privilege('public', 'tenancy', 'USAGE') AS public_usage,
 \set VERBOSITY verbose
 -- Volatility, parallel safety and security of every function.  add_migration
 -- and create_tenant are SECURITY INVOKER: they switch to the owner themselves
--- after noting who called (src/access.rs, definer).
+-- after noting who called (src/context/access.rs, definer).
 SELECT p.proname, p.provolatile, p.proparallel, p.prosecdef, p.proconfig
   FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prokind = 'f' ORDER BY 1;
 

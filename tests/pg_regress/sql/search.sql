@@ -1,4 +1,4 @@
--- search_tenants (SPEC §2) answers each rank the cheap way (src/search.rs):
+-- search_tenants (SPEC §2) answers each rank the cheap way (src/lifecycle/search.rs):
 -- its answers must equal, for every kind of query, what one statement that
 -- finds every match and sorts them by the SPEC's ranking returns.
 CREATE EXTENSION IF NOT EXISTS tenancy;

@@ -5,52 +5,15 @@
 //! cannot read `tenancy.tenants`, and a role given EXECUTE on a function needs
 //! no privilege on the table behind it.
 
-use pgrx::heap_tuple::PgHeapTuple;
+pub use super::{Tenant, TenantRow};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::AllocatedByRust;
 
+use crate::base::db::{self, Mode};
+use crate::base::errors::{self, required};
+use crate::base::fmgr;
+use crate::catalog::direct;
 use crate::catalog::tenant_status;
-use crate::db::{self, Mode};
-use crate::direct;
-use crate::errors::{self, required};
-use crate::fmgr;
-
-pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
-
-/// A catalog row plus the fields Rust code decides on.
-pub struct Tenant {
-    pub row: TenantRow,
-    pub id: pgrx::Uuid,
-    pub identifier: String,
-    pub status: String,
-    pub isolation: String,
-    pub schema_name: Option<String>,
-    pub database_name: Option<String>,
-}
-
-/// The select list every statement returning tenants uses; `Tenant::from_row`
-/// reads it back.  `t` is the alias of `tenancy.tenants`.
-#[macro_export]
-macro_rules! tenant_cols {
-    () => {
-        "t, t.id, t.identifier, t.status::text, t.isolation::text, t.schema_name::text, t.database_name::text"
-    };
-}
-
-impl Tenant {
-    pub fn from_row(r: &db::Row) -> Tenant {
-        Tenant {
-            row: r.must(1),
-            id: r.must(2),
-            identifier: r.must(3),
-            status: r.must(4),
-            isolation: r.must(5),
-            schema_name: r.get(6),
-            database_name: r.get(7),
-        }
-    }
-}
 
 /// Which snapshot a lookup in `mode` reads with, when it can skip SPI.
 fn direct_snapshot(mode: Mode) -> Option<direct::Snapshot> {
@@ -174,7 +137,7 @@ pub unsafe extern "C-unwind" fn tenant_by_identifier_wrapper(
 ) -> pg_sys::Datum {
     let datum = required(fmgr::arg(fcinfo, 0), "identifier");
     let identifier: &str = <&str>::from_datum(datum, false).unwrap_or_default();
-    crate::lifecycle::check_identifier(identifier);
+    crate::catalog::tenants::check_identifier(identifier);
     direct::tenant_datum(
         direct::Key::Datum(datum, direct::Column::Identifier),
         direct::Snapshot::Statement,
@@ -252,4 +215,19 @@ pub fn by_ids(ids: Vec<Option<pgrx::Uuid>>, mode: Mode) -> Vec<Tenant> {
         &[ids.into()],
         Tenant::from_row,
     )
+}
+
+const IDENTIFIER_HINT: &str =
+    "An identifier is 3 to 63 characters: lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen.";
+
+/// Raises 22023 unless `identifier` is a well-formed tenant identifier.
+pub fn check_identifier(identifier: &str) {
+    if let Err(why) = crate::base::validate::check_identifier(identifier) {
+        errors::invalid(format!(
+            "invalid tenant identifier \"{}\": {why}",
+            errors::shown(identifier)
+        ))
+        .hint(IDENTIFIER_HINT)
+        .raise();
+    }
 }

@@ -5,35 +5,25 @@
 //! same transaction.  An error anywhere aborts the statement, so a failing
 //! call leaves no trace.
 
+pub mod grants;
+pub mod search;
+
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
-use crate::access;
-use crate::audit::{self, change, Event};
+use crate::base::db::{self, Mode};
+use crate::base::errors::{self, required};
+use crate::base::settings;
+use crate::base::sqltypes::Name;
+use crate::base::validate;
+use crate::catalog::audit::{self, change, Event};
+use crate::catalog::tenants::{self, Tenant};
 use crate::catalog::{isolation, tenant_status};
-use crate::db::{self, Mode};
-use crate::errors::{self, required};
-use crate::provision;
-use crate::settings;
-use crate::sqltypes::Name;
+use crate::isolation::provision;
 use crate::tenant_cols;
-use crate::tenants::{self, Tenant};
-use crate::validate;
 
-const IDENTIFIER_HINT: &str =
-    "An identifier is 3 to 63 characters: lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen.";
-
-pub fn check_identifier(identifier: &str) {
-    if let Err(why) = validate::check_identifier(identifier) {
-        errors::invalid(format!(
-            "invalid tenant identifier \"{}\": {why}",
-            errors::shown(identifier)
-        ))
-        .hint(IDENTIFIER_HINT)
-        .raise();
-    }
-}
+pub use crate::catalog::tenants::check_identifier;
 
 fn check_name(name: &str) {
     if let Err(why) = validate::check_name(name) {
@@ -122,7 +112,7 @@ fn check_schema_name(given: String, iso: isolation) -> String {
 /// audit and notify, all or nothing in the caller's transaction.  The C
 /// symbol is new in 0.4.0 (schema_name); `create_tenant` below keeps 0.3.0's.
 /// SECURITY INVOKER in SQL: it runs as the catalog's owner through
-/// `access::definer`, which tells it who called, for the adoption's check.
+/// `crate::base::security::definer`, which tells it who called, for the adoption's check.
 #[pg_extern(name = "create_tenant", volatile, requires = ["catalog"])]
 #[search_path(pg_catalog, pg_temp)]
 fn create_tenant_with_schema_name(
@@ -133,7 +123,7 @@ fn create_tenant_with_schema_name(
     id: default!(Option<pgrx::Uuid>, "NULL"),
     schema_name: default!(Option<Name>, "NULL"),
 ) -> pgrx::composite_type!('static, "tenants") {
-    access::definer(|caller| {
+    crate::base::security::definer(|caller| {
         create(
             caller,
             identifier,
@@ -147,7 +137,7 @@ fn create_tenant_with_schema_name(
 }
 
 fn create(
-    caller: access::Caller,
+    caller: crate::base::security::Caller,
     identifier: Option<&str>,
     name: Option<&str>,
     metadata: Option<JsonB>,
@@ -184,7 +174,7 @@ fn create(
     // Insert, audit and notify in one statement; ON CONFLICT DO NOTHING waits
     // for a concurrent creator of the same identifier and then yields no row
     // (so no audit row and no notification either).
-    crate::context::forget();
+    crate::catalog::changed();
     let inserted = db::query_one(
         concat!(
             "WITH i AS (
@@ -398,10 +388,10 @@ fn change_status_and_access(t: &Tenant, status: &str, sync_access: bool) -> Opti
     )
     .unwrap_or_else(|| errors::tenant_not_found(t.id).raise());
     if sync_access {
-        access::sync_data_access(&updated);
+        crate::isolation::privileges::sync_data_access(&updated);
     }
     if status == "deleted" {
-        access::unmark_ungranted();
+        crate::lifecycle::grants::unmark_ungranted();
     }
     Some(updated)
 }
@@ -492,10 +482,10 @@ fn bulk_set_status(
             changing_ids.iter().map(|id| Some(*id)).collect(),
             Mode::Write,
         ) {
-            access::sync_data_access(&t);
+            crate::isolation::privileges::sync_data_access(&t);
         }
         if status == "deleted" {
-            access::unmark_ungranted();
+            crate::lifecycle::grants::unmark_ungranted();
         }
         audit::record(
             changing
@@ -558,7 +548,7 @@ fn merge_metadata(
     // lose a key, and the row stays locked only for this statement and the
     // commit (locking it first in a separate statement halved throughput
     // under 8 concurrent merges).
-    crate::context::forget();
+    crate::catalog::changed();
     if !capture_installed() {
         return merge_with_lock_first(id, patch);
     }
@@ -726,7 +716,7 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
         }
     } else {
         if !keep_privileges {
-            access::close_data_access(&t);
+            crate::isolation::privileges::close_data_access(&t);
         }
         let row = db::query_one(
             "DELETE FROM tenancy.tenants AS t WHERE t.id OPERATOR(pg_catalog.=) $1 RETURNING pg_catalog.to_jsonb(t)",
@@ -741,14 +731,14 @@ fn delete_tenant(id: Option<pgrx::Uuid>, destroy_data: default!(Option<bool>, fa
             json!({"soft": false, "tenant": row}),
         ));
         // The tenant's grants went with its row.
-        access::unmark_ungranted();
+        crate::lifecycle::grants::unmark_ungranted();
     }
     if destroy_data {
         events.push(Event::new(
             id,
             &t.identifier,
             "destroy",
-            crate::operations::footprint::certified(&t, || provision::destroy(&t)),
+            crate::isolation::footprint::certified(&t, || provision::destroy(&t)),
         ));
     }
     audit::record(events);

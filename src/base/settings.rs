@@ -11,7 +11,7 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::validate;
+use crate::base::validate;
 
 pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static SOFT_DELETE: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -158,7 +158,7 @@ macro_rules! check_hook {
                     let message = format!(
                         "invalid value for parameter \"{}\": \"{}\"",
                         $guc,
-                        crate::errors::shown(proposed)
+                        crate::base::errors::shown(proposed)
                     );
                     let m = CString::new(message).unwrap_or_default();
                     let c = CString::new(detail).unwrap_or_default();

@@ -10,10 +10,9 @@
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
-use crate::access;
-use crate::db::{self, Mode};
-use crate::errors::{self, required, TenancyError};
-use crate::sqltypes::{Name, RegClass};
+use crate::base::db::{self, Mode};
+use crate::base::errors::{self, required, TenancyError};
+use crate::base::sqltypes::{Name, RegClass};
 
 /// The policy every isolated table gets.
 pub const POLICY: &str = "tenancy_isolation";
@@ -161,7 +160,7 @@ fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'ten
             .warn();
         }
     }
-    access::as_owner(|| {
+    crate::base::security::as_owner(|| {
         db::execute(
             "INSERT INTO tenancy.rls_tables (tbl, tenant_column, policy_name) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)
              ON CONFLICT (tbl) DO UPDATE SET tenant_column = EXCLUDED.tenant_column, policy_name = EXCLUDED.policy_name",
@@ -213,7 +212,7 @@ fn warn_side_channels(tbl: RegClass, qualified: &str, column: &str, attnum: i16)
         .warn();
     }
     // The registry is not the caller's to read: look it up as its owner.
-    let keys = access::as_owner(|| {
+    let keys = crate::base::security::as_owner(|| {
         db::query(
             "SELECT c.conname::text, pg_catalog.format('%I.%I', n.nspname, r.relname), ref.tenant_column::text,
                     pg_catalog.format('%s', c.confrelid::pg_catalog.regclass)
@@ -257,7 +256,7 @@ fn warn_side_channels(tbl: RegClass, qualified: &str, column: &str, attnum: i16)
 fn disable_rls(tbl: Option<RegClass>) {
     let tbl = required(tbl, "tbl");
     let table = describe(tbl);
-    let column = access::as_owner(|| {
+    let column = crate::base::security::as_owner(|| {
         db::query_one(
             "SELECT r.tenant_column::text FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
             Mode::Write,
@@ -276,7 +275,7 @@ fn disable_rls(tbl: Option<RegClass>) {
         tbl.0,
         &format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"),
     );
-    access::as_owner(|| {
+    crate::base::security::as_owner(|| {
         db::execute(
             "DELETE FROM tenancy.rls_tables r WHERE r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
             &[tbl.0.into()],
@@ -313,11 +312,15 @@ pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
             "WITH d AS (DELETE FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1 RETURNING 1) SELECT pg_catalog.count(*) FROM d",
             quote(&column)
         );
-        total += access::as_role(owner, access::Restrict::OperationNoForceRls, || {
-            db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
-                .into_iter()
-                .sum::<i64>()
-        });
+        total += crate::base::security::as_role(
+            owner,
+            crate::base::security::Restrict::OperationNoForceRls,
+            || {
+                db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
+                    .into_iter()
+                    .sum::<i64>()
+            },
+        );
     }
     total
 }

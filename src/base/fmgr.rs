@@ -46,7 +46,7 @@ pub unsafe fn return_set(
         || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
         || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32) == 0
     {
-        crate::errors::unsupported(
+        crate::base::errors::unsupported(
             "set-valued function called in context that cannot accept a set",
         )
         .raise();

@@ -17,7 +17,8 @@ macro_rules! arg_from_datum {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
                 unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| {
-                    crate::errors::invalid(format!("argument {index} must not be null")).raise()
+                    crate::base::errors::invalid(format!("argument {index} must not be null"))
+                        .raise()
                 })
             }
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
@@ -57,7 +58,10 @@ macro_rules! oid_alias {
 
         // So that a function can return it, also in a row of a set.
         unsafe impl pgrx::callconv::BoxRet for $rust {
-            unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+            ) -> pgrx::datum::Datum<'fcx> {
                 unsafe { fcinfo.return_raw_datum(pg_sys::Datum::from(self.0.to_u32())) }
             }
         }

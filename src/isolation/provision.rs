@@ -7,14 +7,13 @@ use pgrx::prelude::*;
 use pgrx::AllocatedByRust;
 use serde_json::{json, Value};
 
-use crate::access;
+use crate::base::db::{self, Mode};
+use crate::base::errors;
+use crate::base::settings;
 use crate::catalog::isolation;
-use crate::db::{self, Mode};
-use crate::errors;
-use crate::migrations;
-use crate::rls;
-use crate::settings;
-use crate::tenants::Tenant;
+use crate::catalog::tenants::Tenant;
+use crate::isolation::migrations;
+use crate::isolation::rls;
 
 fn quote(ident: &str) -> String {
     pgrx::spi::quote_identifier(ident)
@@ -65,8 +64,8 @@ pub fn check_available(iso: isolation, schema: Option<&str>, database: Option<&s
 /// only someone who could grant them may adopt them.  Migrations run in an
 /// adopted schema as its owner (migrations::apply), never with more rights.
 /// The schema is locked against DROP until the caller's transaction ends.
-pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
-    let Some((oid, _)) = crate::direct::namespace(schema) else {
+pub fn check_adoptable(schema: &str, caller: crate::base::security::Caller) -> bool {
+    let Some((oid, _)) = crate::base::security::namespace(schema) else {
         return false;
     };
     unsafe {
@@ -79,7 +78,7 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
     };
     // Taking the lock processed pending invalidations: read it again.
     // Dropped while we waited for the lock: nothing to adopt.
-    let Some((oid_now, owner_oid)) = crate::direct::namespace(schema) else {
+    let Some((oid_now, owner_oid)) = crate::base::security::namespace(schema) else {
         return false;
     };
     if oid_now != oid {
@@ -119,7 +118,7 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
         ))
         .raise();
     }
-    let owner = access::role_name(owner_oid);
+    let owner = crate::base::security::role_name(owner_oid);
     if !unsafe { pg_sys::has_privs_of_role(caller.role, owner_oid) } {
         errors::forbidden(format!(
             "permission denied to adopt schema \"{schema}\": it is owned by role {}",
@@ -152,7 +151,7 @@ pub fn check_adoptable(schema: &str, caller: access::Caller) -> bool {
 }
 
 pub fn schema_exists(schema: &str) -> bool {
-    crate::direct::namespace(schema).is_some()
+    crate::base::security::namespace(schema).is_some()
 }
 
 pub fn database_exists(database: &str) -> bool {
@@ -210,8 +209,8 @@ fn on_loopback(statement: &str) {
 pub fn provision(t: &Tenant, adopt: bool) -> Option<Value> {
     if let Some(schema) = &t.schema_name {
         if adopt {
-            let revoked = access::take_over_schema(schema);
-            access::sync_data_access(t);
+            let revoked = crate::isolation::privileges::take_over_schema(schema);
+            crate::isolation::privileges::sync_data_access(t);
             let baseline = migrations::record_baseline(t);
             let mut said = errors::notice(format!(
                 "schema \"{schema}\" adopted with its tables; migrations recorded as applied without running: {}",
@@ -230,14 +229,14 @@ pub fn provision(t: &Tenant, adopt: bool) -> Option<Value> {
         db::execute_dynamic(&format!("CREATE SCHEMA {}", quote(schema)));
         // Roles granted all tenants get the schema before its tables exist,
         // so default privileges cover what the migrations create.
-        access::sync_data_access(t);
+        crate::isolation::privileges::sync_data_access(t);
         let applied = migrations::apply_all(t, schema);
         return Some(json!({"schema_name": schema, "migrations": applied}));
     }
     if let Some(database) = &t.database_name {
         if dblink_schema().is_none() {
             // Made by hand (check_available saw it): adopt it as it is.
-            access::sync_data_access(t);
+            crate::isolation::privileges::sync_data_access(t);
             return Some(json!({"database_name": database, "adopted": true}));
         }
         at_commit(t.id, "create", database);
@@ -283,7 +282,7 @@ fn database_ops_at_commit<'a>(
         return Ok(None);
     };
     let id: i64 = row.get_by_name("id")?.unwrap_or_default();
-    access::as_owner(|| {
+    crate::base::security::as_owner(|| {
         // Take the queued row; if it is gone, `at_commit` cancelled it (a
         // database created and dropped in the same transaction).
         let queued = db::query_one(
@@ -305,8 +304,10 @@ fn database_ops_at_commit<'a>(
         if op == "create" {
             on_loopback(&format!("CREATE DATABASE {}", quote(&database)));
             // A new database is closed to PUBLIC and open to the tenant's grantees.
-            if let Some(t) = tenant.and_then(|id| crate::tenants::find_by_id(id, Mode::Write)) {
-                access::sync_data_access(&t);
+            if let Some(t) =
+                tenant.and_then(|id| crate::catalog::tenants::find_by_id(id, Mode::Write))
+            {
+                crate::isolation::privileges::sync_data_access(&t);
             }
         } else {
             on_loopback(&format!("DROP DATABASE IF EXISTS {}", quote(&database)));

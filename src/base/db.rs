@@ -15,7 +15,7 @@ use pgrx::memcxt::PgMemoryContexts;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::errors;
+use crate::base::errors;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -228,8 +228,12 @@ pub fn execute_dynamic(sql: &str) {
 /// "userlock" kind (reserved for extensions; `pg_locks` shows it as
 /// `userlock`), which no SQL function takes: only tenancy's own calls can
 /// hold it.  Deadlocks, `lock_timeout` and cancels apply as to any lock.
-pub fn lock_tenant(purpose: crate::validate::LockPurpose, tenant: pgrx::Uuid, wait: bool) -> bool {
-    let key = crate::validate::tenant_lock_key(purpose, tenant.as_bytes()) as u64;
+pub fn lock_tenant(
+    purpose: crate::base::validate::LockPurpose,
+    tenant: pgrx::Uuid,
+    wait: bool,
+) -> bool {
+    let key = crate::base::validate::tenant_lock_key(purpose, tenant.as_bytes()) as u64;
     let tag = pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
         locktag_field2: (key >> 32) as u32,

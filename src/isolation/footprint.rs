@@ -21,11 +21,10 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::access;
-use crate::db::{self, Mode};
-use crate::errors;
-use crate::sqltypes::RegClass;
-use crate::tenants::{self, Tenant};
+use crate::base::db::{self, Mode};
+use crate::base::errors;
+use crate::base::sqltypes::RegClass;
+use crate::catalog::tenants::{self, Tenant};
 
 /// One table holding rows of the tenant.
 pub struct Holding {
@@ -101,7 +100,12 @@ fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
         None => "true".to_string(),
         Some(cols) => cols
             .iter()
-            .map(|col| format!("{} OPERATOR(pg_catalog.=) $1", pgrx::spi::quote_identifier(col)))
+            .map(|col| {
+                format!(
+                    "{} OPERATOR(pg_catalog.=) $1",
+                    pgrx::spi::quote_identifier(col)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" OR "),
     };
@@ -117,7 +121,7 @@ fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
     .unwrap_or(table);
     let only = if c.partitioned { "" } else { "ONLY " };
     let sql = format!("SELECT pg_catalog.count(*) FROM {only}{name} WHERE {condition}");
-    access::as_owner(|| {
+    crate::base::security::as_owner(|| {
         db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
             .into_iter()
             .next()
@@ -128,22 +132,34 @@ fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
 /// Every table holding rows of `t`, registered ones first.
 pub fn footprint(t: &Tenant) -> Vec<Holding> {
     if t.isolation == "database" {
-        errors::unsupported(format!("tenant \"{}\" is a database tenant: its data is its own database", t.identifier))
-            .hint("The data operations of tenancy work on rls and schema tenants.")
-            .raise();
+        errors::unsupported(format!(
+            "tenant \"{}\" is a database tenant: its data is its own database",
+            t.identifier
+        ))
+        .hint("The data operations of tenancy work on rls and schema tenants.")
+        .raise();
     }
     candidates(t)
         .into_iter()
         .filter_map(|c| {
             let rows = count(&c, t.id);
-            (rows > 0).then_some(Holding { table: c.table, name: c.name, rows, registered: c.registered })
+            (rows > 0).then_some(Holding {
+                table: c.table,
+                name: c.name,
+                rows,
+                registered: c.registered,
+            })
         })
         .collect()
 }
 
 /// A footprint as a JSON object `{table: rows}`.
 fn as_json<'a>(holdings: impl Iterator<Item = &'a Holding>) -> serde_json::Value {
-    serde_json::Value::Object(holdings.map(|h| (h.name.clone(), serde_json::json!(h.rows))).collect())
+    serde_json::Value::Object(
+        holdings
+            .map(|h| (h.name.clone(), serde_json::json!(h.rows)))
+            .collect(),
+    )
 }
 
 /// Runs `destroy` (which removes the tenant's data and returns its audit
@@ -158,7 +174,12 @@ pub fn certified(t: &Tenant, destroy: impl FnOnce() -> serde_json::Value) -> ser
     let before = footprint(t);
     let mut details = destroy();
     let after = footprint(t);
-    let left = |h: &Holding| after.iter().find(|a| a.table == h.table).map_or(0, |a| a.rows);
+    let left = |h: &Holding| {
+        after
+            .iter()
+            .find(|a| a.table == h.table)
+            .map_or(0, |a| a.rows)
+    };
     let removed: serde_json::Map<String, serde_json::Value> = before
         .iter()
         .filter(|h| h.registered)
@@ -171,7 +192,14 @@ pub fn certified(t: &Tenant, destroy: impl FnOnce() -> serde_json::Value) -> ser
     if !after.is_empty() {
         let list: Vec<String> = after
             .iter()
-            .map(|h| format!("{} ({} {})", h.name, h.rows, if h.rows == 1 { "row" } else { "rows" }))
+            .map(|h| {
+                format!(
+                    "{} ({} {})",
+                    h.name,
+                    h.rows,
+                    if h.rows == 1 { "row" } else { "rows" }
+                )
+            })
             .collect();
         errors::warning(format!("rows of tenant \"{}\" remain in {} table(s) after destroy_data", t.identifier, after.len()))
             .detail(format!("Remaining: {}.", list.join(", ")))
@@ -189,9 +217,20 @@ pub fn certified(t: &Tenant, destroy: impl FnOnce() -> serde_json::Value) -> ser
 #[search_path(pg_catalog, pg_temp)]
 fn tenant_footprint(
     id: Option<pgrx::Uuid>,
-) -> TableIterator<'static, (name!(tbl, RegClass), name!(rows, i64), name!(registered, bool))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(tbl, RegClass),
+        name!(rows, i64),
+        name!(registered, bool),
+    ),
+> {
     let id = errors::required(id, "id");
-    let t = tenants::find_by_id(id, Mode::Write).unwrap_or_else(|| errors::tenant_not_found(id).raise());
-    let rows: Vec<_> = footprint(&t).into_iter().map(|h| (RegClass(h.table), h.rows, h.registered)).collect();
+    let t = tenants::find_by_id(id, Mode::Write)
+        .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    let rows: Vec<_> = footprint(&t)
+        .into_iter()
+        .map(|h| (RegClass(h.table), h.rows, h.registered))
+        .collect();
     TableIterator::new(rows)
 }

@@ -11,18 +11,19 @@
 //! can change the caller's settings; they read the catalog by index without
 //! SPI (`direct`), which checks no table privileges.
 
+pub mod access;
+
 use std::cell::RefCell;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::access;
-use crate::db::Mode;
-use crate::direct;
-use crate::errors;
-use crate::settings;
-use crate::tenants::{self, Tenant};
-use crate::validate;
+use crate::base::db::Mode;
+use crate::base::errors;
+use crate::base::settings;
+use crate::base::validate;
+use crate::catalog::direct;
+use crate::catalog::tenants::{self, Tenant};
 
 /// What the last check learned about the context, so that a policy or a
 /// query calling `current_tenant_id()` once per row, and the statements of a
@@ -44,11 +45,14 @@ struct MemoKey {
 /// suspension, a revoke, a dropped grant or role membership committed
 /// anywhere takes effect at the next statement, as with a check per
 /// statement.  PostgreSQL 13 has no such count: there the key is the
-/// statement, and every statement checks.
+/// statement, and every statement checks.  And the count of tenancy's own
+/// changes to the catalog in this backend (`catalog::changes`), which
+/// moves within a statement too.
 #[derive(Clone, Copy, PartialEq)]
 struct Epoch {
     committed: u64,
     command: u32,
+    changes: u64,
 }
 
 impl Epoch {
@@ -71,6 +75,7 @@ impl Epoch {
             Epoch {
                 committed,
                 command: pg_sys::GetCurrentCommandId(false),
+                changes: crate::catalog::changes(),
             }
         }
     }
@@ -78,12 +83,6 @@ impl Epoch {
 
 thread_local! {
     static MEMO: RefCell<Option<(MemoKey, pgrx::Uuid)>> = const { RefCell::new(None) };
-}
-
-/// Drops what the memo knows; called whenever tenancy changes the catalog.
-pub fn forget() {
-    MEMO.with(|m| m.borrow_mut().take());
-    PATH_MEMO.with(|m| m.borrow_mut().take());
 }
 
 #[pg_guard]
@@ -123,7 +122,7 @@ pub(crate) fn check_usable(t: &Tenant, role: pg_sys::Oid) {
         .hint("Only an active tenant can be set as the context.")
         .raise();
     }
-    access::check_may_act(role, t);
+    crate::context::access::check_may_act(role, t);
 }
 
 /// The checked tenant of the current context, or None when none is set.
@@ -156,7 +155,7 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
     // while checking makes the memo look stale, never fresh.
     let key = MemoKey {
         guc: text,
-        role: access::current_role(),
+        role: crate::base::security::current_role(),
         epoch: Epoch::now(),
     };
     if let Some(id) = MEMO.with(|m| {
@@ -186,7 +185,7 @@ fn in_parallel_leader() -> bool {
 /// The current tenant's row, or NULL when no tenant is set.
 #[pg_extern(stable, requires = ["isolation_catalog"])]
 fn current_tenant() -> Option<pgrx::composite_type!('static, "tenants")> {
-    current(access::current_role()).map(|t| t.row)
+    current(crate::base::security::current_role()).map(|t| t.row)
 }
 
 fn join_path(items: &[String]) -> String {
@@ -251,13 +250,13 @@ fn set_tenant(
 /// What `set_tenant` does: find the tenant, check it may be the context of
 /// the current role, set the GUC and the search_path.
 pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
-    let role = access::current_role();
+    let role = crate::base::security::current_role();
     let epoch = Epoch::now();
     let found = match validate::parse_pg_uuid(tenant) {
         Some(bytes) => tenants::find_by_id(pgrx::Uuid::from_bytes(bytes), Mode::Latest),
         None => {
             // Neither a uuid nor a well-formed identifier: bad input (22023), not "not found".
-            crate::lifecycle::check_identifier(tenant);
+            crate::catalog::tenants::check_identifier(tenant);
             tenants::find_by_identifier(tenant, Mode::Latest)
         }
     };

@@ -14,10 +14,10 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::db::{self, Mode};
-use crate::errors::{self, required};
-use crate::settings;
-use crate::tenants::{self, Tenant};
+use crate::base::db::{self, Mode};
+use crate::base::errors::{self, required};
+use crate::base::settings;
+use crate::catalog::tenants::{self, Tenant};
 
 const MAX_NAME_CHARS: usize = 63;
 
@@ -35,7 +35,7 @@ fn add_migration_as_caller(
     name: Option<&str>,
     sql: Option<&str>,
 ) -> pgrx::composite_type!('static, "migrations") {
-    crate::access::definer(|caller| register_migration(caller, name, sql))
+    crate::base::security::definer(|caller| register_migration(caller, name, sql))
 }
 
 /// 0.1.0 to 0.3.0's entry point, SECURITY DEFINER in their SQL, for a
@@ -56,7 +56,7 @@ fn add_migration(
 }
 
 fn register_migration(
-    caller: crate::access::Caller,
+    caller: crate::base::security::Caller,
     name: Option<&str>,
     sql: Option<&str>,
 ) -> pgrx::composite_type!('static, "migrations") {
@@ -97,8 +97,8 @@ fn register_migration(
 /// another role inside a superuser's session, a trigger or an index
 /// expression, must not borrow the superuser's rights), and never from
 /// inside a security-restricted operation.
-fn check_owner_rights(caller: crate::access::Caller) {
-    if !caller.has_privs_of(crate::direct::catalog_owner()) {
+fn check_owner_rights(caller: crate::base::security::Caller) {
+    if !caller.has_privs_of(crate::base::security::catalog_owner()) {
         errors::forbidden("only a role with the privileges of the tenancy extension's owner may register migrations")
             .detail("Migration SQL runs with the extension owner's rights in every schema tenant.")
             .raise();
@@ -127,15 +127,15 @@ fn apply(schema: &str, migration: &str) {
     // owner planted there (a trigger, a function the SQL resolves to) never
     // runs with the extension owner's rights.
     let path = format!("{}, pg_catalog, pg_temp", quote(schema));
-    let owner = crate::access::schema_owner(schema);
+    let owner = crate::base::security::schema_owner(schema);
     // In a schema Citus shards by schema, the statements that create tables
     // reach Citus as top-level statements, so that it makes the tables
     // single-shard tables of the schema (citus::schemas); anywhere else the
     // migration runs as one SPI call, as it always has.
-    let distributed = crate::direct::namespace(schema)
+    let distributed = crate::base::security::namespace(schema)
         .is_some_and(|(nsp, _)| crate::citus::schemas::is_distributed(nsp));
-    crate::settings::scoped(&[(c"search_path", &path)], || {
-        crate::access::restricted_as(owner, || {
+    crate::base::settings::scoped(&[(c"search_path", &path)], || {
+        crate::base::security::restricted_as(owner, || {
             if distributed {
                 crate::citus::schemas::run_migration(migration, schema, &sql)
             } else {
@@ -190,7 +190,7 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
     if applied.is_empty() && failed.is_none() {
         return;
     }
-    crate::context::forget();
+    crate::catalog::changed();
     let details = json!({"applied": applied, "failed": failed, "error": error});
     let args = [
         t.id.into(),
@@ -214,7 +214,7 @@ fn record_outcome(t: &Tenant, applied: &[String], failed: Option<&str>, error: O
         };
     }
     // A clean run clears the tenant's last skip (the table exists from 0.3.0 on).
-    if crate::direct::has_relation(c"migration_skips") {
+    if crate::catalog::direct::has_relation(c"migration_skips") {
         db::query(
             outcome!("unskipped AS (DELETE FROM tenancy.migration_skips s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND $3 IS NULL), "),
             Mode::Write,
@@ -292,7 +292,7 @@ fn migration_targets() -> SetOfIterator<'static, pgrx::Uuid> {
     // index probe per tenant; the NOT EXISTS form was costed so high on an
     // unanalyzed catalog that PostgreSQL JIT-compiled it (200 ms for 1,000
     // tenants).  JIT is off for it anyway: it never pays for a catalog query.
-    let ids = crate::settings::scoped(&[(c"jit", "off")], || {
+    let ids = crate::base::settings::scoped(&[(c"jit", "off")], || {
         db::query(
             "SELECT t.id FROM tenancy.tenants t
               WHERE t.isolation OPERATOR(pg_catalog.=) 'schema' AND t.status OPERATOR(pg_catalog.<>) 'deleted'
@@ -324,7 +324,7 @@ enum Claim {
 /// tenant) plus a key-share lock on the tenant row (so it cannot be removed
 /// mid-way); both end with the transaction.
 fn claim(tenant: pgrx::Uuid) -> Claim {
-    if !db::lock_tenant(crate::validate::LockPurpose::Migrate, tenant, false) {
+    if !db::lock_tenant(crate::base::validate::LockPurpose::Migrate, tenant, false) {
         return Claim::Busy;
     }
     // Read after the lock is held (a new snapshot), so a tenant another
@@ -353,7 +353,7 @@ const BUSY: &str = "another session is migrating it";
 /// this run skipped the tenant, and describes the skip.
 fn skipped(tenant: pgrx::Uuid, reason: &str, record: bool) -> pgrx::JsonB {
     let identifier = tenants::find_by_id(tenant, Mode::Latest).map(|t| t.identifier);
-    if record && identifier.is_some() && crate::direct::has_relation(c"migration_skips") {
+    if record && identifier.is_some() && crate::catalog::direct::has_relation(c"migration_skips") {
         db::execute(
             "INSERT INTO tenancy.migration_skips AS s (tenant_id, skipped_at, reason) VALUES ($1, pg_catalog.now(), $2)
              ON CONFLICT (tenant_id) DO UPDATE SET skipped_at = EXCLUDED.skipped_at, reason = EXCLUDED.reason",

@@ -5,7 +5,7 @@
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::db;
+use crate::base::db;
 
 /// One change to one tenant.
 pub struct Event {
@@ -101,7 +101,7 @@ pub fn record(events: Vec<Event>) {
     if events.is_empty() {
         return;
     }
-    crate::context::forget();
+    crate::catalog::changed();
     let mut ids = Vec::with_capacity(events.len());
     let mut actions = Vec::with_capacity(events.len());
     let mut identifiers = Vec::with_capacity(events.len());

@@ -5,7 +5,67 @@
 
 use pgrx::prelude::*;
 
-use crate::validate;
+use pgrx::heap_tuple::PgHeapTuple;
+
+use crate::base::db;
+use crate::base::validate;
+
+pub type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
+
+/// A catalog row plus the fields Rust code decides on.
+pub struct Tenant {
+    pub row: TenantRow,
+    pub id: pgrx::Uuid,
+    pub identifier: String,
+    pub status: String,
+    pub isolation: String,
+    pub schema_name: Option<String>,
+    pub database_name: Option<String>,
+}
+
+/// The select list every statement returning tenants uses; `Tenant::from_row`
+/// reads it back.  `t` is the alias of `tenancy.tenants`.
+#[macro_export]
+macro_rules! tenant_cols {
+    () => {
+        "t, t.id, t.identifier, t.status::text, t.isolation::text, t.schema_name::text, t.database_name::text"
+    };
+}
+
+impl Tenant {
+    pub fn from_row(r: &db::Row) -> Tenant {
+        Tenant {
+            row: r.must(1),
+            id: r.must(2),
+            identifier: r.must(3),
+            status: r.must(4),
+            isolation: r.must(5),
+            schema_name: r.get(6),
+            database_name: r.get(7),
+        }
+    }
+}
+
+pub mod audit;
+pub mod direct;
+pub mod tenants;
+
+thread_local! {
+    static CHANGES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a change tenancy made to the catalog in this backend (every
+/// audited change, a migration recorded).  What the context's memos of a
+/// check key on (context::Epoch), so that none outlives a change, even
+/// within one statement.
+pub fn changed() {
+    CHANGES.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// The count [`changed`] moves.
+pub fn changes() -> u64 {
+    CHANGES.with(|c| c.get())
+}
 
 /// `tenancy.tenant_status`, in lifecycle order.
 #[derive(PostgresEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +149,7 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 }
 
 extension_sql_file!(
-    "../sql/catalog.sql",
+    "../../sql/catalog.sql",
     name = "catalog",
     requires = [
         tenant_status,

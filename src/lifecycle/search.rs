@@ -24,12 +24,12 @@
 
 use pgrx::prelude::*;
 
-use crate::db::{self, Mode};
-use crate::errors::required;
-use crate::settings;
+use crate::base::db::{self, Mode};
+use crate::base::errors::required;
+use crate::base::settings;
+use crate::base::validate;
+use crate::catalog::tenants::{self, Tenant};
 use crate::tenant_cols;
-use crate::tenants::{self, Tenant};
-use crate::validate;
 
 /// How many identifiers, in order, a common query is looked for in before
 /// the key index is asked (a literal in the statement, so that its kept
@@ -56,7 +56,7 @@ fn search_tenants(
     if query.chars().count() > validate::MAX_NAME_CHARS || limit == 0 {
         return tenants::rows(Vec::new());
     }
-    if !crate::direct::has_relation(c"tenants_search_name_idx") {
+    if !crate::catalog::direct::has_relation(c"tenants_search_name_idx") {
         // A database not yet updated to 0.3.0: its index has 2- and 3-character grams.
         return tenants::rows(search_by_grams(query, limit));
     }
@@ -197,7 +197,7 @@ fn rank_keys(rank: Rank, query: &str) -> RankKeys {
     };
     let keys = validate::query_keys(query);
     // From the statistics cache: the pg_stats view costs a millisecond a look.
-    let Some(common) = crate::direct::common_elements(index, &keys) else {
+    let Some(common) = crate::catalog::direct::common_elements(index, &keys) else {
         return RankKeys { keys, rare: false };
     };
     let freq = |k: &String| common.iter().find(|(e, _)| e == k).map(|(_, f)| *f);

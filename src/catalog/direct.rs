@@ -15,7 +15,7 @@ use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::tenants::Tenant;
+use crate::catalog::tenants::Tenant;
 
 /// Which snapshot a lookup reads with.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ fn relation_oid(name: &'static CStr) -> pg_sys::Oid {
         pg_sys::get_relname_relid(name.as_ptr(), nsp)
     };
     if oid == pg_sys::InvalidOid {
-        crate::errors::internal(format!(
+        crate::base::errors::internal(format!(
             "relation tenancy.{} is missing",
             name.to_string_lossy()
         ));
@@ -166,46 +166,6 @@ fn lookup_relation(name: &CStr) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
-/// A schema's OID and owner, by name, from the system cache (no query).
-pub fn namespace(name: &str) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
-    let name = std::ffi::CString::new(name).ok()?;
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(name.as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
-            pg_sys::Datum::from(nsp),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let owner = (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_namespace)).nspowner;
-        pg_sys::ReleaseSysCache(tuple);
-        Some((nsp, owner))
-    }
-}
-
-/// The owner of tenancy's catalog (`tenancy.tenants`), who owns the
-/// extension's functions and tables: the role SECURITY DEFINER functions of
-/// tenancy run as.  A relation cache read, no query.
-pub fn catalog_owner() -> pg_sys::Oid {
-    let table = relation_oid(c"tenants");
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(table),
-        );
-        if tuple.is_null() {
-            crate::errors::internal("relation tenancy.tenants is missing");
-        }
-        let owner = (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_class)).relowner;
-        pg_sys::ReleaseSysCache(tuple);
-        owner
-    }
-}
-
 /// The OID of the schema `tenancy`, if the extension is there.
 fn tenancy_namespace() -> Option<pg_sys::Oid> {
     let nsp = unsafe { pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true) };
@@ -282,7 +242,7 @@ unsafe fn attribute(desc: pg_sys::TupleDesc, column: &str) -> (i16, pg_sys::Oid)
             return ((i + 1) as i16, a.attcollation);
         }
     }
-    crate::errors::internal(format!("column {column} is missing"))
+    crate::base::errors::internal(format!("column {column} is missing"))
 }
 
 unsafe fn attno(desc: pg_sys::TupleDesc, column: &str) -> i16 {
@@ -411,7 +371,7 @@ unsafe fn key_scan(key: Key) -> (&'static CStr, &'static str, u32, pg_sys::Datum
             c"tenants_schema_name_key",
             "schema_name",
             pg_sys::F_NAMEEQ,
-            crate::sqltypes::Name(s.to_string())
+            crate::base::sqltypes::Name(s.to_string())
                 .into_datum()
                 .unwrap_or(none),
         ),
@@ -612,7 +572,7 @@ pub fn marked_roles() -> Option<Vec<pg_sys::Oid>> {
 pub fn marker_type() -> Option<pg_sys::Oid> {
     let nsp = tenancy_namespace()?;
     unsafe {
-        let typname = crate::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
+        let typname = crate::base::sqltypes::Name("tenant_grantee".to_string()).into_datum()?;
         let typoid = pg_sys::GetSysCacheOid(
             pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
             pg_sys::Anum_pg_type_oid as pg_sys::AttrNumber,
