@@ -62,6 +62,8 @@ if [ "$only" = all ] || [ "$only" = unit ]; then
   cargo test --lib validate:: 2>&1 | tee "$work/unit.log" | grep -E "^test |test result" || true
   read -r p f < <(cargo_counts "$work/unit.log")
   [ "$p" -eq 0 ] && f=$((f + 1))
+  # The tree's layering (src/lib.rs): one more test.
+  if python3 scripts/check-layers.py; then p=$((p + 1)); else f=$((f + 1)); fi
   count unit "$p" "$f"
 fi
 
