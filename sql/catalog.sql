@@ -57,7 +57,7 @@ CREATE TABLE tenancy.audit_log (
     CONSTRAINT audit_log_pkey PRIMARY KEY (id),
     CONSTRAINT audit_log_action_check CHECK (action IN (
         'create', 'update', 'status', 'metadata', 'delete', 'provision',
-        'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone')),
+        'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone', 'setting')),
     CONSTRAINT audit_log_details_check CHECK (jsonb_typeof(details) = 'object')
 );
 -- No foreign key: a tenant's history outlives a hard delete.

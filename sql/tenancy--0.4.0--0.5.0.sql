@@ -121,11 +121,12 @@ REVOKE EXECUTE ON FUNCTION
     tenancy.cluster_sync_tenants(), tenancy.cluster_sync_grants(), tenancy.cluster_forget_unmarked()
 FROM PUBLIC;
 
--- The data operations (SPEC §9) audit as move, import and clone.
+-- The data operations (SPEC §9) audit as move, import and clone; per-tenant
+-- settings (SPEC §10) as setting.
 ALTER TABLE tenancy.audit_log DROP CONSTRAINT audit_log_action_check;
 ALTER TABLE tenancy.audit_log ADD CONSTRAINT audit_log_action_check CHECK (action IN (
     'create', 'update', 'status', 'metadata', 'delete', 'provision',
-    'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone'));
+    'destroy', 'migrate', 'grant', 'revoke', 'move', 'import', 'clone', 'setting'));
 
 -- tenant_footprint (SPEC §9).
 CREATE FUNCTION tenancy."tenant_footprint"("id" uuid)
@@ -196,3 +197,35 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Per-tenant settings and tenant_usage (SPEC §10): sql/limits.sql from here.
+CREATE TABLE tenancy.tenant_settings (
+    tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    setting   text NOT NULL,
+    value     text NOT NULL,
+    set_at    timestamptz NOT NULL DEFAULT now(),
+    set_by    name NOT NULL DEFAULT session_user,
+    CONSTRAINT tenant_settings_pkey PRIMARY KEY (tenant_id, setting)
+);
+
+COMMENT ON TABLE tenancy.tenant_settings IS 'Settings set_tenant applies for a tenant (statement_timeout, work_mem, ..., max_concurrent_requests). Change with tenancy.set_tenant_setting and reset_tenant_setting.';
+
+-- pg_dump keeps them with the tenants.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_settings', '');
+
+CREATE FUNCTION tenancy."set_tenant_setting"("id" uuid, "setting" text, "value" text) RETURNS tenancy.tenants
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'set_tenant_setting_wrapper';
+CREATE FUNCTION tenancy."reset_tenant_setting"("id" uuid, "setting" text) RETURNS tenancy.tenants
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'reset_tenant_setting_wrapper';
+CREATE FUNCTION tenancy."tenant_usage"("id" uuid DEFAULT NULL)
+RETURNS TABLE ("tenant_id" uuid, "tbl" regclass, "rows" bigint, "bytes" bigint)
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_usage_wrapper';
+REVOKE ALL ON TABLE tenancy.tenant_settings FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.set_tenant_setting(uuid, text, text), tenancy.reset_tenant_setting(uuid, text),
+    tenancy.tenant_usage(uuid) FROM PUBLIC;

@@ -299,3 +299,37 @@ pub fn subtransaction(f: impl FnOnce()) -> Result<(), (pgrx::PgSqlErrorCode, Str
         }
     }
 }
+
+/// Takes one of a tenant's `slots` request slots for the rest of the
+/// transaction (max_concurrent_requests), without waiting; true when this
+/// transaction holds one (already, or now).  The same kind of lock as
+/// [`lock_tenant`]: no SQL function can take or hold one.
+pub fn take_request_slot(tenant: pgrx::Uuid, slots: u32) -> bool {
+    let tag = |slot: u32| {
+        let key = crate::base::validate::tenant_slot_key(tenant.as_bytes(), slot) as u64;
+        pg_sys::LOCKTAG {
+            locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+            locktag_field2: (key >> 32) as u32,
+            locktag_field3: key as u32,
+            locktag_field4: crate::base::validate::LockPurpose::Request as u32 as u16,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
+            locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+        }
+    };
+    let mode = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
+    // SAFETY: filled-in tags; transaction-level locks, released at the end
+    // of the (sub)transaction that took them.
+    unsafe {
+        #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+        let held = |t: &pg_sys::LOCKTAG| pg_sys::LockHeldByMe(t, mode);
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let held = |t: &pg_sys::LOCKTAG| pg_sys::LockHeldByMe(t, mode, false);
+        if (0..slots).any(|i| held(&tag(i))) {
+            return true;
+        }
+        (0..slots).any(|i| {
+            pg_sys::LockAcquire(&tag(i), mode, false, true)
+                != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+        })
+    }
+}

@@ -21,6 +21,10 @@ pub static PREMIUM_TIERS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"premium,enterprise"));
 pub static SCHEMA_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_"));
+pub static TENANT_SETTINGS_ALLOWED: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(
+        c"statement_timeout, lock_timeout, idle_in_transaction_session_timeout, work_mem",
+    ));
 
 pub const TENANT_ID_GUC: &CStr = c"tenancy.tenant_id";
 
@@ -53,6 +57,16 @@ pub fn premium_tiers() -> Vec<String> {
 
 pub fn schema_prefix() -> String {
     guc_string(&SCHEMA_PREFIX)
+}
+
+/// The settings a tenant may be given (`tenancy.tenant_settings_allowed`),
+/// lowercased, in their order.
+pub fn tenant_settings_allowed() -> Vec<String> {
+    guc_string(&TENANT_SETTINGS_ALLOWED)
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Sets a GUC exactly as `set_config(name, value, is_local)` would, at the
@@ -247,6 +261,17 @@ pub fn init() {
             None,
         );
     }
+    // Superuser-only: which settings a tenant may be given decides what an
+    // administrator of tenants (set_tenant_setting) can change in every
+    // session that sets the tenant.
+    GucRegistry::define_string_guc(
+        c"tenancy.tenant_settings_allowed",
+        c"Comma-separated settings set_tenant_setting may give a tenant (besides max_concurrent_requests).",
+        c"set_tenant applies a tenant's settings in its scope; only these names are accepted.",
+        &TENANT_SETTINGS_ALLOWED,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"tenancy.soft_delete",
         c"delete_tenant marks tenants deleted instead of removing their row.",

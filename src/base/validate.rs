@@ -244,6 +244,7 @@ pub fn check_schema_name(s: &str) -> Result<(), SchemaNameError> {
 pub enum LockPurpose {
     Migrate = 0x6d69_6772,   // "migr"
     RateLimit = 0x7261_7465, // "rate"
+    Request = 0x7265_7173,   // "reqs"
 }
 
 /// The 64-bit key of tenancy's transaction-level lock on (purpose, tenant):
@@ -257,6 +258,17 @@ pub fn tenant_lock_key(purpose: LockPurpose, tenant: &[u8; 16]) -> i64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     h.write_u32(purpose as u32);
     h.write(tenant);
+    h.finish() as i64
+}
+
+/// The key of request slot `slot` of a tenant (max_concurrent_requests):
+/// as [`tenant_lock_key`], with the slot's number in the hash.
+pub fn tenant_slot_key(tenant: &[u8; 16], slot: u32) -> i64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u32(LockPurpose::Request as u32);
+    h.write(tenant);
+    h.write_u32(slot);
     h.finish() as i64
 }
 

@@ -659,3 +659,33 @@ pub fn page(
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
 }
+
+/// A tenant's settings (`tenancy.tenant_settings`), (setting, value) in
+/// setting order; none in a database whose extension predates them.  On a
+/// Citus worker none either: set_tenant applies them on the coordinator.
+pub fn tenant_settings(tenant: pgrx::Uuid, which: Snapshot) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if !has_relation(c"tenant_settings") {
+        return found;
+    }
+    unsafe {
+        let id = tenant.into_datum().unwrap_or(pg_sys::Datum::from(0usize));
+        scan(
+            c"tenant_settings",
+            c"tenant_settings_pkey",
+            "tenant_id",
+            pg_sys::F_UUID_EQ,
+            Some(id),
+            which,
+            |tuple, desc| {
+                if let (Some(setting), Some(value)) = (
+                    text_field(tuple, desc, "setting"),
+                    text_field(tuple, desc, "value"),
+                ) {
+                    found.push((setting, value));
+                }
+            },
+        );
+    }
+    found
+}

@@ -12,6 +12,7 @@
 //! SPI (`direct`), which checks no table privileges.
 
 pub mod access;
+pub mod limits;
 
 use std::cell::RefCell;
 
@@ -95,6 +96,7 @@ unsafe extern "C-unwind" fn forget_at_xact_end(
 
 pub fn init() {
     unsafe { pg_sys::RegisterXactCallback(Some(forget_at_xact_end), std::ptr::null_mut()) };
+    limits::init();
 }
 
 /// Parses a uuid in the GUC; a malformed value is refused with 22023 (the
@@ -271,6 +273,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
             .hint("Inside a transaction, use tenancy.set_tenant(tenant, is_local => true): Citus sends it to every node the transaction reaches.")
             .raise();
     }
+    limits::apply(&t, is_local);
     set_context(&t.id.to_string(), is_local);
     let (mut path, changed) = path_without_tenant_schemas(epoch);
     if let Some(schema) = &t.schema_name {
@@ -302,6 +305,7 @@ fn set_context(value: &str, is_local: bool) {
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
 fn clear_tenant(is_local: default!(Option<bool>, false)) {
     let is_local = errors::required(is_local, "is_local");
+    limits::undo();
     set_context("", is_local);
     let (path, changed) = path_without_tenant_schemas(Epoch::now());
     if changed {

@@ -234,3 +234,147 @@ fn tenant_footprint(
         .collect();
     TableIterator::new(rows)
 }
+
+/// The size of table `$2` with its indexes and TOAST, and of its partitions
+/// when it is partitioned (whose own size is none).
+const SIZE: &str = "(pg_catalog.pg_total_relation_size($2::pg_catalog.oid::pg_catalog.regclass)
+    OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(p.relid))::bigint
+                                       FROM pg_catalog.pg_partition_tree($2::pg_catalog.oid::pg_catalog.regclass) p
+                                      WHERE p.relid OPERATOR(pg_catalog.<>) $2::pg_catalog.oid::pg_catalog.regclass), 0))";
+
+/// One row of `tenant_usage`.
+type Usage = (pgrx::Uuid, RegClass, i64, i64);
+
+/// The usage of the tenants `only` names (every non-deleted one when None)
+/// in the shared table `table` (tenant column `column`): one scan grouping
+/// by tenant, or an index probe for one tenant.
+fn shared_usage(table: pg_sys::Oid, column: &str, only: Option<pgrx::Uuid>) -> Vec<Usage> {
+    let name = qualified(table);
+    let col = pgrx::spi::quote_identifier(column);
+    // The table's size, partitions included; the tenant's share of it by
+    // rows (an estimate: rows are not all the same size).  For one tenant
+    // the denominator is the planner's row estimate, not a second scan.
+    let size = SIZE;
+    let sql = match only {
+        Some(_) => format!(
+            "WITH x AS (SELECT pg_catalog.count(*) AS n FROM {name} WHERE {col} OPERATOR(pg_catalog.=) $1),
+                  est AS (SELECT GREATEST((SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0) FROM pg_catalog.pg_class c
+                                            WHERE c.oid OPERATOR(pg_catalog.=) $2::pg_catalog.oid
+                                               OR c.oid OPERATOR(pg_catalog.=) ANY (SELECT p.relid FROM pg_catalog.pg_partition_tree($2::pg_catalog.oid::pg_catalog.regclass) p)),
+                                          (SELECT n FROM x)) AS total)
+             SELECT $1::pg_catalog.uuid, x.n, CASE WHEN est.total OPERATOR(pg_catalog.>) 0
+                        THEN ({size} OPERATOR(pg_catalog.*) x.n OPERATOR(pg_catalog./) est.total)::bigint ELSE 0 END
+               FROM x, est WHERE x.n OPERATOR(pg_catalog.>) 0"
+        ),
+        None => format!(
+            "WITH x AS (SELECT {col} AS tenant, pg_catalog.count(*) AS n FROM {name} WHERE {col} IS NOT NULL GROUP BY 1),
+                  s AS (SELECT {size} AS bytes, (SELECT pg_catalog.sum(n) FROM x) AS total)
+             SELECT x.tenant, x.n, (s.bytes OPERATOR(pg_catalog.*) x.n OPERATOR(pg_catalog./) s.total)::bigint
+               FROM x, s
+              WHERE EXISTS (SELECT FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) x.tenant
+                              AND t.status OPERATOR(pg_catalog.<>) 'deleted' AND t.isolation OPERATOR(pg_catalog.<>) 'database')
+                AND $1::pg_catalog.uuid IS NULL"
+        ),
+    };
+    crate::base::security::as_owner(|| {
+        db::query_text(&sql, Mode::Write, &[only.into(), table.into()], |r| {
+            (
+                r.must::<pgrx::Uuid>(1),
+                RegClass(table),
+                r.must::<i64>(2),
+                r.must::<i64>(3),
+            )
+        })
+    })
+}
+
+fn qualified(table: pg_sys::Oid) -> String {
+    db::query_one(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+        Mode::Write,
+        &[table.into()],
+        |r| r.must::<String>(1),
+    )
+    .unwrap_or_else(|| errors::internal(format!("relation {} is missing", table.to_u32())))
+}
+
+/// Rows and bytes of every table of the schema tenants `only` names (every
+/// non-deleted one when None): a table's own size.
+fn schema_usage(only: Option<pgrx::Uuid>) -> Vec<Usage> {
+    let tables = db::query(
+        "SELECT t.id, c.oid
+           FROM tenancy.tenants t
+           JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name
+           JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+          WHERE t.isolation OPERATOR(pg_catalog.=) 'schema'
+            AND ($1::pg_catalog.uuid IS NULL AND t.status OPERATOR(pg_catalog.<>) 'deleted' OR t.id OPERATOR(pg_catalog.=) $1)
+            AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[]) AND NOT c.relispartition
+          ORDER BY 1, 2",
+        Mode::Write,
+        &[only.into()],
+        |r| (r.must::<pgrx::Uuid>(1), r.must::<pg_sys::Oid>(2)),
+    );
+    tables
+        .into_iter()
+        .map(|(tenant, table)| {
+            let sql = format!(
+                "SELECT pg_catalog.count(*), {} FROM {}",
+                SIZE.replace("$2", "$1"),
+                qualified(table)
+            );
+            let (rows, bytes) = crate::base::security::as_owner(|| {
+                db::query_text(&sql, Mode::Write, &[table.into()], |r| {
+                    (r.must::<i64>(1), r.must::<i64>(2))
+                })
+                .into_iter()
+                .next()
+                .unwrap_or((0, 0))
+            });
+            (tenant, RegClass(table), rows, bytes)
+        })
+        .collect()
+}
+
+/// Rows and bytes per table of a tenant's data (SPEC §10), of every
+/// non-deleted tenant when `id` is NULL: a schema tenant's table its whole
+/// size, a shared table the tenant's share of it by rows.  A database
+/// tenant's data is its own database: none here.
+#[pg_extern(volatile, security_definer, requires = ["isolation_catalog"])]
+#[search_path(pg_catalog, pg_temp)]
+fn tenant_usage(
+    id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(tenant_id, pgrx::Uuid),
+        name!(tbl, RegClass),
+        name!(rows, i64),
+        name!(bytes, i64),
+    ),
+> {
+    if let Some(id) = id {
+        tenants::find_by_id(id, Mode::Write)
+            .unwrap_or_else(|| errors::tenant_not_found(id).raise());
+    }
+    let shared = db::query(
+        "SELECT r.tbl::pg_catalog.oid, r.tenant_column::text FROM tenancy.rls_tables r
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
+          WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't' ORDER BY 1",
+        Mode::Write,
+        &[],
+        |r| (r.must::<pg_sys::Oid>(1), r.must::<String>(2)),
+    );
+    let mut rows: Vec<Usage> = shared
+        .into_iter()
+        .flat_map(|(table, column)| shared_usage(table, &column, id))
+        .collect();
+    rows.extend(schema_usage(id));
+    rows.sort_by(|a, b| {
+        a.0.as_bytes()
+            .cmp(b.0.as_bytes())
+            .then(a.1 .0.to_u32().cmp(&b.1 .0.to_u32()))
+    });
+    TableIterator::new(rows)
+}
