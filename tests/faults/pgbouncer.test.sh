@@ -3,7 +3,9 @@
 # clients alternating tenants with set_tenant(…, true), 100 transactions
 # each: inside its transaction every client sees exactly its tenant's rows,
 # and between transactions (no tenant) it sees none: no context crosses from
-# one client to another through the shared server connection.
+# one client to another through the shared server connection.  Nor a
+# tenant's settings (SPEC §10): pool-1's statement_timeout is in force in
+# pool-1's transactions only, never in the next client's on that connection.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed"; exit 1; }
@@ -21,6 +23,7 @@ SELECT ('00000000-0000-7000-8000-00000000000' || i)::uuid, g FROM generate_serie
 SELECT tenancy.enable_rls('items');
 GRANT SELECT ON items TO pool_app;
 SELECT tenancy.grant_all_tenants('pool_app');
+SELECT count(*) FROM tenancy.set_tenant_setting('00000000-0000-7000-8000-000000000001', 'statement_timeout', '1234ms');
 SQL
 
 dir=$(mktemp -d /tmp/tenancy-pgbouncer.XXXXXX)
@@ -55,8 +58,10 @@ for k in 1 2 3 4; do
 BEGIN;
 SELECT 'set', (tenancy.set_tenant('pool-$k', true)).identifier;
 SELECT 'in', count(*) FILTER (WHERE tenant_id <> '00000000-0000-7000-8000-00000000000$k'), count(*) FROM items;
+SELECT 'timeout_in', current_setting('statement_timeout');
 COMMIT;
 SELECT 'out', count(*) FROM items;
+SELECT 'timeout_out', current_setting('statement_timeout');
 SQL
   done
   psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U pool_app -d "$PGDATABASE" -f "$script" > "$dir/client$k.out" 2>&1 &
@@ -72,8 +77,13 @@ for k in 1 2 3 4; do
   outs=$(grep -c '^out|' "$dir/client$k.out" || true)
   good_outs=$(grep -cx 'out|0' "$dir/client$k.out" || true)
   echo "client $k: $good_ins/$ins transactions saw exactly its $((10 * k)) rows; $good_outs/$outs reads outside a transaction saw none"
-  if [ "$ins" -ne 100 ] || [ "$good_ins" -ne 100 ] || [ "$outs" -ne 100 ] || [ "$good_outs" -ne 100 ]; then
-    bad=1; grep -v -x -e "$expected" -e 'out|0' -e "set|pool-$k" "$dir/client$k.out" | head -5
+  want_timeout=0; [ "$k" = 1 ] && want_timeout=1234ms
+  good_tin=$(grep -cx "timeout_in|$want_timeout" "$dir/client$k.out" || true)
+  good_tout=$(grep -cx 'timeout_out|0' "$dir/client$k.out" || true)
+  echo "client $k: statement_timeout $want_timeout in $good_tin/100 transactions, 0 in $good_tout/100 statements after them"
+  if [ "$ins" -ne 100 ] || [ "$good_ins" -ne 100 ] || [ "$outs" -ne 100 ] || [ "$good_outs" -ne 100 ] \
+     || [ "$good_tin" -ne 100 ] || [ "$good_tout" -ne 100 ]; then
+    bad=1; grep -v -x -e "$expected" -e 'out|0' -e "set|pool-$k" -e "timeout_in|$want_timeout" -e 'timeout_out|0' "$dir/client$k.out" | head -5
   fi
 done
 servers=$(grep -c "new connection to server" "$dir/pgbouncer.log" || true)
