@@ -20,6 +20,7 @@ use crate::access;
 use crate::db::Mode;
 use crate::direct;
 use crate::errors;
+use crate::operations::moving;
 use crate::settings;
 use crate::tenants::{self, Tenant};
 use crate::validate;
@@ -133,12 +134,19 @@ pub fn current(role: pg_sys::Oid) -> Option<Tenant> {
         return None;
     }
     let id = parse_guc(&text);
+    // Held to the end of the transaction, so the tenant cannot be moved
+    // under this request; taken before the read, which then sees where the
+    // tenant lives now (operations::moving).
+    let hold = moving::hold(id);
     let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
         errors::tenant_not_found(id)
             .hint("tenancy.tenant_id names a tenant that does not exist.")
             .raise()
     });
     check_usable(&t, role);
+    if hold.first {
+        moving::check_unmoved(&t);
+    }
     Some(t)
 }
 
@@ -264,7 +272,23 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let t = found.unwrap_or_else(|| {
         errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
     });
+    // The request's share of the placement lock (operations::moving).  A
+    // move that committed after the read above (it held the lock, or
+    // released it between the read and here) moved the tenant: read again.
+    let hold = moving::hold(t.id);
+    let t = if hold.first && (hold.waited || cfg!(feature = "pg13") || Epoch::now().committed != epoch.committed) {
+        tenants::find_by_id(t.id, Mode::Latest).unwrap_or_else(|| {
+            errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
+        })
+    } else {
+        t
+    };
     check_usable(&t, role);
+    // A transaction reading with one snapshot throughout must not see the
+    // tenant where a move has since taken it from.
+    if hold.first && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        moving::check_statement_snapshot(&t);
+    }
     if !is_local && t.isolation == "rls" && crate::citus::nodes::in_database() {
         // Citus sends a worker the transaction's SET LOCALs, never session
         // state: the workers' policies would see no tenant (SPEC §8).
@@ -287,6 +311,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
         epoch,
     };
     MEMO.with(|m| *m.borrow_mut() = Some((key, t.id)));
+    moving::placed(&t);
     t
 }
 
@@ -304,6 +329,7 @@ fn set_context(value: &str, is_local: bool) {
 fn clear_tenant(is_local: default!(Option<bool>, false)) {
     let is_local = errors::required(is_local, "is_local");
     set_context("", is_local);
+    moving::unplaced();
     let (path, changed) = path_without_tenant_schemas(Epoch::now());
     if changed {
         settings::set(c"search_path", &join_path(&path), is_local);
