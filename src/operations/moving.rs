@@ -422,6 +422,37 @@ fn reads_unfiltered(reader: pg_sys::Oid, source: &Table) -> bool {
     }
 }
 
+/// Grants `role` what reading `source` in `schema` takes (USAGE on the
+/// schema, SELECT on the table), what it lacks of it; returns the GRANT
+/// statements run, for the caller to revoke.
+fn lend_table(role: pg_sys::Oid, source: &Table, schema: &str) -> String {
+    let (usage, select) = db::query_one(
+        "SELECT pg_catalog.has_schema_privilege($1, $2, 'USAGE'), pg_catalog.has_table_privilege($1, $3, 'SELECT')",
+        Mode::Write,
+        &[role.into(), schema.into(), source.oid.into()],
+        |r| (r.must::<bool>(1), r.must::<bool>(2)),
+    )
+    .unwrap_or((false, false));
+    let grantee = quote(&access::role_name(role));
+    let mut sql = String::new();
+    if !usage {
+        sql.push_str(&format!(
+            "GRANT USAGE ON SCHEMA {} TO {grantee};",
+            quote(schema)
+        ));
+    }
+    if !select {
+        sql.push_str(&format!(
+            "GRANT SELECT ON TABLE {} TO {grantee};",
+            source.qualified
+        ));
+    }
+    if !sql.is_empty() {
+        db::execute_dynamic(&sql);
+    }
+    sql
+}
+
 fn may_select(role: pg_sys::Oid, table: pg_sys::Oid) -> bool {
     db::query_one(
         "SELECT pg_catalog.has_table_privilege($1, $2, 'SELECT')",
@@ -870,16 +901,9 @@ fn to_rls(t: &Tenant) -> (Tenant, Value) {
     let mut rows = Map::new();
     for (source, target, tenant_column, copied) in &plans {
         // The shared table's owner writes it (its triggers run as that
-        // owner) and so must read the tenant's table: a grant on that one
-        // table, which goes with the schema below and which no other
-        // session ever sees.
-        if !may_select(target.owner, source.oid) {
-            db::execute_dynamic(&format!(
-                "GRANT SELECT ON TABLE {} TO {}",
-                source.qualified,
-                quote(&access::role_name(target.owner))
-            ));
-        }
+        // owner) and so must read the tenant's table: granted for this one
+        // statement, inside this transaction, which no other session sees.
+        let grants = lend_table(target.owner, source, &schema);
         let list = copied
             .iter()
             .map(|c| quote(c))
@@ -895,6 +919,13 @@ fn to_rls(t: &Tenant) -> (Tenant, Value) {
         let n = access::as_role(target.owner, Restrict::OperationNoForceRls, || {
             execute_counted(&sql, &[t.id.into()])
         });
+        if !grants.is_empty() {
+            db::execute_dynamic(
+                &grants
+                    .replace("GRANT ", "REVOKE ")
+                    .replace(" TO ", " FROM "),
+            );
+        }
         rows.insert(target.qualified.clone(), json!(n));
     }
     for (_, target, _, copied) in &plans {
