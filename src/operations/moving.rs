@@ -387,11 +387,20 @@ fn execute_counted(sql: &str, args: &[DatumWithOid]) -> i64 {
 /// of the source but `skip` (the tenant column), each of which the target
 /// must have; the target's generated columns compute their own values.
 /// A column the target lacks: 0A000 naming it.
-fn matched_columns(source: &Table, target: &Table, skip: Option<&str>) -> Vec<String> {
+/// With `keep_if_target_has`, `skip` is copied after all when the target
+/// has a column of that name.
+fn matched_columns(
+    source: &Table,
+    target: &Table,
+    skip: Option<&str>,
+    keep_if_target_has: bool,
+) -> Vec<String> {
     let target_columns = columns(target.oid);
     let mut out = Vec::new();
     for c in columns(source.oid) {
-        if skip == Some(c.name.as_str()) {
+        if skip == Some(c.name.as_str())
+            && !(keep_if_target_has && target_columns.iter().any(|t| t.name == c.name))
+        {
             continue;
         }
         match target_columns.iter().find(|t| t.name == c.name) {
@@ -722,11 +731,13 @@ fn to_schema(t: &Tenant) -> (Tenant, Value) {
     let moved = set_placement(t, "schema", Some(&schema));
     let provisioned = provision::provision(&moved, false).unwrap_or_else(|| json!({}));
 
+    let made = schema_tables(&schema);
     let mut pairs = Vec::new();
     for source in sources {
-        let target = schema_tables(&schema)
-            .into_iter()
+        let target = made
+            .iter()
             .find(|s| s.relname == source.relname)
+            .cloned()
             .unwrap_or_else(|| {
                 unsupported_table(
                     format!(
@@ -744,16 +755,8 @@ fn to_schema(t: &Tenant) -> (Tenant, Value) {
     let mut plans = Vec::new();
     for (source, target) in &pairs {
         let tenant_column = source.tenant_column.clone().unwrap_or_default();
-        let keep_tenant_column = columns(target.oid).iter().any(|c| c.name == tenant_column);
-        let copied = matched_columns(
-            source,
-            target,
-            if keep_tenant_column {
-                None
-            } else {
-                Some(&tenant_column)
-            },
-        );
+        // The tenant column is dropped unless the target has one.
+        let copied = matched_columns(source, target, Some(&tenant_column), true);
         if !reads_unfiltered(target.owner, source) || !may_select(target.owner, source.oid) {
             unsupported_table(
                 format!(
@@ -884,7 +887,7 @@ fn to_rls(t: &Tenant) -> (Tenant, Value) {
     let mut plans = Vec::new();
     for (source, target) in &pairs {
         let tenant_column = target.tenant_column.clone().unwrap_or_default();
-        let copied = matched_columns(source, target, Some(&tenant_column));
+        let copied = matched_columns(source, target, Some(&tenant_column), false);
         if !reads_unfiltered(target.owner, source) {
             unsupported_table(
                 format!(
