@@ -276,7 +276,9 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     // move that committed after the read above (it held the lock, or
     // released it between the read and here) moved the tenant: read again.
     let hold = moving::hold(t.id);
-    let t = if hold.first && (hold.waited || cfg!(feature = "pg13") || Epoch::now().committed != epoch.committed) {
+    let t = if hold.first
+        && (hold.waited || cfg!(feature = "pg13") || Epoch::now().committed != epoch.committed)
+    {
         tenants::find_by_id(t.id, Mode::Latest).unwrap_or_else(|| {
             errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
         })
