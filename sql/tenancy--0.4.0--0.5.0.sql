@@ -226,6 +226,12 @@ RETURNS TABLE ("tenant_id" uuid, "tbl" regclass, "rows" bigint, "bytes" bigint)
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_usage_wrapper';
+-- move_tenant (SPEC §9).
+CREATE FUNCTION tenancy."move_tenant"("id" uuid, "isolation" tenancy.isolation) RETURNS tenancy.tenants
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'move_tenant_wrapper';
+REVOKE EXECUTE ON FUNCTION tenancy.move_tenant(uuid, tenancy.isolation) FROM PUBLIC;
 REVOKE ALL ON TABLE tenancy.tenant_settings FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.set_tenant_setting(uuid, text, text), tenancy.reset_tenant_setting(uuid, text),
     tenancy.tenant_usage(uuid) FROM PUBLIC;

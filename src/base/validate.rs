@@ -245,6 +245,9 @@ pub enum LockPurpose {
     Migrate = 0x6d69_6772,   // "migr"
     RateLimit = 0x7261_7465, // "rate"
     Request = 0x7265_7173,   // "reqs"
+    /// Where a tenant's data lives (operations::moving): requests hold it
+    /// shared, `move_tenant` exclusively.
+    Placement = 0x706c_6163, // "plac"
 }
 
 /// The 64-bit key of tenancy's transaction-level lock on (purpose, tenant):
@@ -559,6 +562,7 @@ mod tests {
         let keys = [
             tenant_lock_key(LockPurpose::Migrate, &a),
             tenant_lock_key(LockPurpose::RateLimit, &a),
+            tenant_lock_key(LockPurpose::Placement, &a),
             tenant_lock_key(LockPurpose::Migrate, &b),
             tenant_lock_key(LockPurpose::Migrate, &c),
         ];

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod limits;
+pub mod placement;
 
 use std::cell::RefCell;
 
@@ -134,12 +135,19 @@ pub fn current(role: pg_sys::Oid) -> Option<Tenant> {
         return None;
     }
     let id = parse_guc(&text);
+    // Held to the end of the transaction, so the tenant cannot be moved
+    // under this request; taken before the read, which then sees where the
+    // tenant lives now (operations::moving).
+    let hold = placement::hold(id);
     let t = tenants::find_by_id(id, Mode::Latest).unwrap_or_else(|| {
         errors::tenant_not_found(id)
             .hint("tenancy.tenant_id names a tenant that does not exist.")
             .raise()
     });
     check_usable(&t, role);
+    if hold.first {
+        placement::check_unmoved(&t);
+    }
     Some(t)
 }
 
@@ -265,7 +273,25 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
     let t = found.unwrap_or_else(|| {
         errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
     });
+    // The request's share of the placement lock (operations::moving).  A
+    // move that committed after the read above (it held the lock, or
+    // released it between the read and here) moved the tenant: read again.
+    let hold = placement::hold(t.id);
+    let t = if hold.first
+        && (hold.waited || cfg!(feature = "pg13") || Epoch::now().committed != epoch.committed)
+    {
+        tenants::find_by_id(t.id, Mode::Latest).unwrap_or_else(|| {
+            errors::tenant_not_found(format!("\"{}\"", errors::shown(tenant))).raise()
+        })
+    } else {
+        t
+    };
     check_usable(&t, role);
+    // A transaction reading with one snapshot throughout must not see the
+    // tenant where a move has since taken it from.
+    if hold.first && unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        placement::check_statement_snapshot(&t);
+    }
     if !is_local && t.isolation == "rls" && crate::citus::nodes::in_database() {
         // Citus sends a worker the transaction's SET LOCALs, never session
         // state: the workers' policies would see no tenant (SPEC §8).
@@ -289,6 +315,7 @@ pub fn set_tenant_checked(tenant: &str, is_local: bool) -> Tenant {
         epoch,
     };
     MEMO.with(|m| *m.borrow_mut() = Some((key, t.id)));
+    placement::placed(&t);
     t
 }
 
@@ -307,6 +334,7 @@ fn clear_tenant(is_local: default!(Option<bool>, false)) {
     let is_local = errors::required(is_local, "is_local");
     limits::undo();
     set_context("", is_local);
+    placement::unplaced();
     let (path, changed) = path_without_tenant_schemas(Epoch::now());
     if changed {
         settings::set(c"search_path", &join_path(&path), is_local);

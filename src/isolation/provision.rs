@@ -327,18 +327,26 @@ CREATE CONSTRAINT TRIGGER database_ops_at_commit
     requires = ["isolation_catalog", database_ops_at_commit]
 );
 
+/// Drops a schema tenant's schema, and nothing else (move_tenant, once its
+/// rows are back in the shared tables); returns `{"schema_name"}`.
+pub fn drop_schema(t: &Tenant) -> Value {
+    let schema = t.schema_name.clone().unwrap_or_default();
+    // The audit row lists what went; a NOTICE per dropped table would only be noise.
+    settings::scoped(&[(c"client_min_messages", "warning")], || {
+        db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)))
+    });
+    json!({"schema_name": schema})
+}
+
 /// Drops the tenant's schema or database, or deletes its rows from every
 /// table in `tenancy.rls_tables`; returns the audit details of `destroy`.
 pub fn destroy(t: &Tenant) -> Value {
     match t.isolation.as_str() {
         "schema" => {
-            let schema = t.schema_name.clone().unwrap_or_default();
-            // The audit row lists what went; a NOTICE per dropped table would only be noise.
-            settings::scoped(&[(c"client_min_messages", "warning")], || {
-                db::execute_dynamic(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)))
-            });
+            let mut details = drop_schema(t);
             // Its rows in shared tables are its data too (a hybrid tenant).
-            json!({"schema_name": schema, "rows_deleted": rls::delete_tenant_rows(t.id)})
+            details["rows_deleted"] = json!(rls::delete_tenant_rows(t.id));
+            details
         }
         "database" => {
             let database = t.database_name.clone().unwrap_or_default();
