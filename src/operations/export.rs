@@ -87,6 +87,10 @@ struct Table {
     /// The tenant column of an RLS table.
     tenant_column: Option<String>,
     columns: Vec<Column>,
+    /// A foreign key of the table references the table itself: its rows
+    /// are written in one statement, at whose end PostgreSQL checks the key
+    /// (rows may come before the rows they reference).
+    self_referencing: bool,
 }
 
 impl Table {
@@ -153,6 +157,7 @@ fn tenant_tables(t: &Tenant, mode: Mode) -> Vec<Table> {
             partitioned: r.must(5),
             tenant_column: r.get(6),
             columns: Vec::new(),
+            self_referencing: false,
         },
     );
     if tables.is_empty() {
@@ -204,12 +209,15 @@ fn tenant_tables(t: &Tenant, mode: Mode) -> Vec<Table> {
         "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c
           WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
             AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])
-            AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])
-            AND c.conrelid OPERATOR(pg_catalog.<>) c.confrelid",
+            AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])",
         mode,
         &[oids.into()],
         |r| (r.must::<pg_sys::Oid>(1), r.must::<pg_sys::Oid>(2)),
     );
+    for t in &mut tables {
+        t.self_referencing = edges.iter().any(|(from, to)| from == to && *from == t.oid);
+    }
+    let edges: Vec<_> = edges.into_iter().filter(|(from, to)| from != to).collect();
     fk_order(tables, &edges)
 }
 
@@ -1154,8 +1162,13 @@ fn import_table(
     let mut max: Vec<Option<i64>> = vec![None; sequences.len()];
     loop {
         unsafe { pg_sys::MemoryContextReset(cxt) };
+        let size = if target.self_referencing {
+            i64::MAX
+        } else {
+            IMPORT_BATCH
+        };
         let batch = access::as_role(caller, Restrict::Operation, || {
-            spi(|| unsafe { fetch_batch(&cursor, cxt, label) })
+            spi(|| unsafe { fetch_batch(&cursor, cxt, label, size) })
         });
         let Some((array, n)) = batch else { break };
         let written = access::as_role(target.owner, Restrict::OperationNoForceRls, || {
@@ -1197,9 +1210,10 @@ unsafe fn fetch_batch(
     cursor: &CStr,
     cxt: pg_sys::MemoryContext,
     label: &str,
+    size: i64,
 ) -> Option<(pg_sys::Datum, i64)> {
     let portal = find_cursor(cursor);
-    pg_sys::SPI_cursor_fetch(portal, true, IMPORT_BATCH as _);
+    pg_sys::SPI_cursor_fetch(portal, true, size as _);
     let n = pg_sys::SPI_processed as usize;
     if n == 0 {
         pg_sys::SPI_cursor_close(portal);
