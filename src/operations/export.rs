@@ -64,9 +64,11 @@ struct Column {
     name: String,
     /// The declared type, as format_type shows it.
     type_name: String,
-    /// `json` or `jsonb` (or a domain over one): their JSON null is a value,
-    /// so an SQL NULL is written by leaving the key out.
-    json: bool,
+    /// `json` or `jsonb` (or a domain over one), else empty.  A JSON null
+    /// is a value of theirs, so their SQL NULL is written by leaving the key
+    /// out; a json value is written as its text (a JSON string), which
+    /// keeps it as json keeps it: key order, spaces, duplicate keys.
+    json: String,
     /// Generated columns are neither exported nor written: PostgreSQL
     /// computes them.
     generated: bool,
@@ -167,8 +169,9 @@ fn tenant_tables(t: &Tenant, mode: Mode) -> Vec<Table> {
     let mut columns: HashMap<pg_sys::Oid, Vec<Column>> = HashMap::new();
     for (rel, col) in db::query(
         "SELECT a.attrelid, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-                (CASE WHEN ty.typtype OPERATOR(pg_catalog.=) 'd' THEN ty.typbasetype ELSE a.atttypid END)
-                    OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype]::pg_catalog.oid[]),
+                CASE CASE WHEN ty.typtype OPERATOR(pg_catalog.=) 'd' THEN ty.typbasetype ELSE a.atttypid END
+                     WHEN 'pg_catalog.json'::pg_catalog.regtype THEN 'json' WHEN 'pg_catalog.jsonb'::pg_catalog.regtype THEN 'jsonb'
+                     ELSE '' END,
                 a.attgenerated OPERATOR(pg_catalog.<>) '',
                 (SELECT pg_catalog.format('%I.%I', sn.nspname, s.relname)
                    FROM pg_catalog.pg_depend d
@@ -584,18 +587,26 @@ fn export_query(table: &Table) -> String {
         .filter(|c| c.generated || Some(&c.name) == table.tenant_column.as_ref())
         .map(|c| literal(&c.name))
         .collect();
-    dropped.extend(table.data_columns().filter(|c| c.json).map(|c| {
-        format!(
-            "CASE WHEN t.{} IS NULL THEN {} END",
-            quote(&c.name),
-            literal(&c.name)
-        )
-    }));
+    let mut added = String::new();
+    for c in table.data_columns() {
+        let (col, key) = (quote(&c.name), literal(&c.name));
+        match c.json.as_str() {
+            "jsonb" => dropped.push(format!("CASE WHEN t.{col} IS NULL THEN {key} END")),
+            "json" => {
+                dropped.push(key.clone());
+                added.push_str(&format!(
+                    " OPERATOR(pg_catalog.||) CASE WHEN t.{col} IS NULL THEN '{{}}'::pg_catalog.jsonb \
+                     ELSE pg_catalog.jsonb_build_object({key}, t.{col}::pg_catalog.text) END"
+                ));
+            }
+            _ => {}
+        }
+    }
     let row = if dropped.is_empty() {
         "pg_catalog.to_jsonb(t)".to_string()
     } else {
         format!(
-            "pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) ARRAY[{}]::pg_catalog.text[]",
+            "(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) ARRAY[{}]::pg_catalog.text[]){added}",
             dropped.join(", ")
         )
     };
@@ -1118,15 +1129,21 @@ fn import_table(
           WHERE ({line} OPERATOR(pg_catalog.->>) 'table') OPERATOR(pg_catalog.=) $1",
         src.qualified
     );
-    // json and jsonb columns straight from the line (a JSON null stays a
-    // JSON null, a missing key is NULL); the rest through populate, which
-    // reads each value with its type's input function.
+    // jsonb columns straight from the line (a JSON null stays a JSON null,
+    // a missing key is NULL), json ones from their text; the rest through
+    // populate, which reads each value with its type's input function.
     let exprs: Vec<String> = cols
         .iter()
         .map(|c| {
-            if c.json {
+            if c.json == "jsonb" {
                 format!(
                     "(l.v OPERATOR(pg_catalog.->) {})::{}",
+                    literal(&c.name),
+                    c.type_name
+                )
+            } else if c.json == "json" {
+                format!(
+                    "(l.v OPERATOR(pg_catalog.->>) {})::{}",
                     literal(&c.name),
                     c.type_name
                 )

@@ -9,6 +9,8 @@ CREATE EXTENSION tenancy;
 \set b '''00000000-0000-7000-8000-0000000000b1'''
 SELECT identifier FROM tenancy.create_tenant('ops-a', 'Ops "A"', '{"plan": "pro", "seats": 3}', id => :a);
 SELECT identifier FROM tenancy.create_tenant('ops-b', 'Ops B', id => :b);
+-- Fixed creation times, for outputs that show them.
+UPDATE tenancy.tenants SET created_at = '2024-01-01 00:00:00+00', updated_at = '2024-01-01 00:00:00+00';
 
 -- Shared tables owned by a role below superuser, with a trigger that shows
 -- as whom rows are written.
