@@ -226,6 +226,21 @@ RETURNS TABLE ("tenant_id" uuid, "tbl" regclass, "rows" bigint, "bytes" bigint)
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_usage_wrapper';
+-- export_tenant, import_tenant, clone_tenant (SPEC §9).
+CREATE FUNCTION tenancy.export_tenant(id uuid) RETURNS SETOF jsonb
+STABLE ROWS 10000 LANGUAGE c AS 'MODULE_PATHNAME', 'export_tenant_wrapper';
+COMMENT ON FUNCTION tenancy.export_tenant(uuid) IS 'One consistent snapshot of a tenant''s data as JSON lines: a header, then one line per row, tables in foreign key order.';
+CREATE FUNCTION tenancy."import_tenant"("source" regclass, "identifier" text DEFAULT NULL, "name" text DEFAULT NULL) RETURNS tenancy.tenants
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'import_tenant_wrapper';
+CREATE FUNCTION tenancy."clone_tenant"("source" uuid, "identifier" text, "name" text DEFAULT NULL) RETURNS tenancy.tenants
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'clone_tenant_wrapper';
+REVOKE EXECUTE ON FUNCTION tenancy.export_tenant(uuid), tenancy.import_tenant(regclass, text, text),
+    tenancy.clone_tenant(uuid, text, text) FROM PUBLIC;
+
 -- move_tenant (SPEC §9).
 CREATE FUNCTION tenancy."move_tenant"("id" uuid, "isolation" tenancy.isolation) RETURNS tenancy.tenants
 VOLATILE SECURITY DEFINER

@@ -114,6 +114,31 @@ class TenantAdmin:
         with translating():
             self.conn.execute("SELECT tenancy.grant_tenant(%s, %s)", [role, tenant_id])
 
+    def export(self, tenant_id: Any) -> bytes:
+        """The tenant's data as JSON lines (SPEC §9), streamed with COPY.
+
+        COPY takes no bind parameters: the id goes in as a quoted literal.
+        The admin role must be allowed to act for the tenant.
+        """
+        query = sql.SQL("COPY (SELECT tenancy.export_tenant({}::uuid)) TO STDOUT").format(sql.Literal(str(tenant_id)))
+        out = bytearray()
+        with translating(), self.conn.cursor() as cur, cur.copy(query) as copy:
+            for block in copy:
+                out += block
+        return bytes(out)
+
+    def import_(self, lines: bytes, identifier: str | None = None) -> dict[str, Any]:
+        """A new tenant from ``export()``'s lines: COPY them into a temporary
+        table, then import_tenant, in one transaction (all or nothing)."""
+        with translating(), self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("CREATE TEMP TABLE tenancy_import (line jsonb) ON COMMIT DROP")
+            with cur.copy("COPY tenancy_import FROM STDIN") as copy:
+                copy.write(lines)
+            cur.execute(f"SELECT {TENANT} FROM tenancy.import_tenant('tenancy_import', %s)", [identifier])
+            row = cur.fetchone()
+            assert row is not None
+            return row
+
     def delete(self, tenant_id: Any, *, hard: bool = False, destroy_data: bool = False) -> None:
         """Soft delete (status ``deleted``) unless ``hard``; ``destroy_data`` drops the data."""
         with translating(), self.conn.transaction():

@@ -136,7 +136,9 @@ fn create_tenant_with_schema_name(
     })
 }
 
-fn create(
+/// Also the creation of import_tenant's and clone_tenant's new tenant
+/// (operations::export).
+pub(crate) fn create(
     caller: crate::base::security::Caller,
     identifier: Option<&str>,
     name: Option<&str>,

@@ -1,6 +1,12 @@
 // A thin client for the tenancy extension: everything is plain SQL through
 // node-postgres. Values always travel as parameters ($1, $2, ...); nothing a
-// caller passes is ever pasted into SQL text.
+// caller passes is ever pasted into SQL text (but COPY's tenant id, below).
+
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import copyStreams from 'pg-copy-streams';
+
+const { to: copyTo, from: copyFrom } = copyStreams;
 
 // ---------------------------------------------------------------------------
 // Errors: tenancy raises standard SQLSTATEs (docs/api.md, "Errors"), which we
@@ -124,6 +130,43 @@ export async function createTenant(db, { identifier, name, metadata = {}, isolat
     [identifier, name, JSON.stringify(metadata), isolation],
   );
   return rows[0];
+}
+
+// Export and import (SPEC §9) stream with COPY through pg-copy-streams. COPY
+// takes no bind parameters: the id goes in as an escaped literal (the one
+// value here that is not a parameter). The role must be allowed to act for
+// the tenant.
+export async function exportTenant(pool, id) {
+  const client = await pool.connect();
+  try {
+    const sql = `COPY (SELECT tenancy.export_tenant(${client.escapeLiteral(String(id))}::uuid)) TO STDOUT`;
+    const chunks = [];
+    for await (const chunk of client.query(copyTo(sql))) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  } catch (err) {
+    throw mapError(err);
+  } finally {
+    client.release();
+  }
+}
+
+// A new tenant from exportTenant's lines: COPY them into a temporary table,
+// then import_tenant, in one transaction (all or nothing).
+export async function importTenant(pool, lines, identifier = null) {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE tenancy_import (line jsonb) ON COMMIT DROP');
+    await pipeline(Readable.from([lines]), client.query(copyFrom('COPY tenancy_import FROM STDIN')));
+    const { rows } = await client.query("SELECT * FROM tenancy.import_tenant('tenancy_import', $1)", [identifier]);
+    await client.query('COMMIT');
+    return rows[0];
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw mapError(err);
+  } finally {
+    client.release();
+  }
 }
 
 export async function tenantByIdentifier(db, identifier) {

@@ -261,3 +261,17 @@ test('error: anything else -> DatabaseError with its SQLSTATE', async () => {
     return true;
   });
 });
+
+test('export and import a tenant through COPY (a round trip)', async () => {
+  await withTenant(app, 'acme', async (c) => {
+    await addNote(c, 'quoted "note"\nsecond line');
+  });
+  const lines = await tenancy.exportTenant(admin, ids.acme);
+  const header = JSON.parse(lines.toString().split('\n')[0]);
+  assert.equal(header.format, 'tenancy-export');
+  const copy = await tenancy.importTenant(admin, lines, 'acme-copy');
+  assert.notEqual(copy.id, ids.acme);
+  const notes = async (id) =>
+    (await admin.query('SELECT id, body FROM notes WHERE tenant_id = $1 ORDER BY id', [id])).rows;
+  assert.deepEqual(await notes(copy.id), await notes(ids.acme));
+});

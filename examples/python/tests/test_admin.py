@@ -86,3 +86,23 @@ def test_the_demo_runs(dba) -> None:
     assert any(line.startswith("suspended tenant refused: TenantNotActive") for line in lines)
     assert lines[-1] == "cleaned up"
     assert DB  # the demo ran against the test database
+
+
+def test_export_import_round_trip(admin, dba) -> None:
+    """export_tenant through COPY TO STDOUT, import_tenant from COPY FROM STDIN."""
+    t = admin.create("acme", "Acme", {"plan": "pro"})
+    dba.execute(
+        "INSERT INTO public.orders (tenant_id, item, qty) VALUES (%s, %s, 2), (%s, %s, 1)",
+        [t["id"], 'anvil "heavy"', t["id"], "rocket\nskates"],
+    )
+    dba.execute("SELECT tenancy.grant_all_tenants(%s)", [ADMIN])  # export needs access to the tenant
+    try:
+        lines = admin.export(t["id"])
+        assert len(lines.splitlines()) == 3  # header + 2 rows
+        copy = admin.import_(lines, "acme-copy")
+    finally:
+        dba.execute("SELECT tenancy.revoke_all_tenants(%s)", [ADMIN])
+    assert (copy["metadata"], copy["isolation"]) == ({"plan": "pro"}, "rls")
+    rows = "SELECT id, item, qty FROM public.orders WHERE tenant_id = %s ORDER BY id"
+    assert dba.execute(rows, [copy["id"]]).fetchall() == dba.execute(rows, [t["id"]]).fetchall()
+    assert audit(dba, copy["id"]) == ["create", "import"]

@@ -226,6 +226,39 @@ pub async fn create_tenant(
     .await
 }
 
+/// The tenant's data as JSON lines (SPEC §9), streamed with COPY. COPY takes
+/// no bind parameters: the id is formatted in (a uuid's text needs no quoting).
+/// The role must be allowed to act for the tenant.
+pub async fn export_tenant(db: &Client, id: Uuid) -> Result<Vec<u8>, Error> {
+    use futures_util::TryStreamExt;
+    let stream = db
+        .copy_out(&format!("COPY (SELECT tenancy.export_tenant('{id}')) TO STDOUT"))
+        .await?;
+    futures_util::pin_mut!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.try_next().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A new tenant from `export_tenant`'s lines: COPY them into a temporary
+/// table, then `import_tenant`, in one transaction (all or nothing).
+pub async fn import_tenant(db: &mut Client, lines: &[u8], identifier: Option<&str>) -> Result<Tenant, Error> {
+    use futures_util::SinkExt;
+    let tx = db.transaction().await?;
+    tx.batch_execute("CREATE TEMP TABLE tenancy_import (line jsonb) ON COMMIT DROP").await?;
+    let sink = tx.copy_in("COPY tenancy_import FROM STDIN").await?;
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::copy_from_slice(lines)).await?;
+    sink.finish().await?;
+    let row = tx
+        .query_one(&format!("SELECT {COLUMNS} FROM tenancy.import_tenant('tenancy_import', $1)"), &[&identifier])
+        .await?;
+    tx.commit().await?;
+    Ok(Tenant::from(&row))
+}
+
 pub async fn tenant_by_identifier(db: &impl GenericClient, identifier: &str) -> Result<Tenant, Error> {
     one(db, "tenancy.tenant_by_identifier($1)", &[&identifier]).await
 }

@@ -414,3 +414,22 @@ async fn error_anything_else_keeps_its_sqlstate() {
     assert!(matches!(err, Error::Postgres(_)), "{err:?}");
     assert_eq!(err.sqlstate(), Some("42601"));
 }
+
+#[tokio::test]
+async fn export_and_import_round_trip_through_copy() {
+    let mut admin = admin().await;
+    let id = tenant(&admin, "rs-export", true).await;
+    let mut app = app().await;
+    with_tenant(&mut app, "rs-export", async |tx| {
+        add_note(tx, "quoted \"note\"\nsecond line").await?;
+        add_note(tx, r"back\slash").await
+    })
+    .await
+    .unwrap();
+    let lines = t::export_tenant(&admin, id).await.unwrap();
+    assert_eq!(lines.iter().filter(|b| **b == b'\n').count(), 3, "header and two rows");
+    let copy = t::import_tenant(&mut admin, &lines, Some("rs-export-copy")).await.unwrap();
+    assert_ne!(copy.id, id);
+    t::grant_tenant(&admin, &app_role(), copy.id).await.unwrap();
+    assert_eq!(notes_of(&mut app, "rs-export-copy").await.unwrap(), notes_of(&mut app, "rs-export").await.unwrap());
+}
