@@ -290,12 +290,29 @@ fn disable_rls(tbl: Option<RegClass>) {
 /// with its owner's rights, never the extension owner's.
 pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
     let tables = db::query(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text, c.relowner
+        // Referencing tables before the tables they reference (a foreign key
+        // between two registered tables would refuse the parent's rows
+        // first): each table's level is the longest chain of registered
+        // tables it references; the deepest go first.
+        "WITH RECURSIVE reg AS (SELECT r.tbl::pg_catalog.oid AS t FROM tenancy.rls_tables r),
+              edges AS (SELECT DISTINCT k.conrelid AS child, k.confrelid AS parent
+                          FROM pg_catalog.pg_constraint k
+                          JOIN reg a ON a.t OPERATOR(pg_catalog.=) k.conrelid
+                          JOIN reg b ON b.t OPERATOR(pg_catalog.=) k.confrelid
+                         WHERE k.contype OPERATOR(pg_catalog.=) 'f' AND k.conrelid OPERATOR(pg_catalog.<>) k.confrelid),
+              lvl(t, level) AS (SELECT reg.t, 0 FROM reg
+                                UNION ALL
+                                SELECT e.child, l.level OPERATOR(pg_catalog.+) 1 FROM lvl l
+                                  JOIN edges e ON e.parent OPERATOR(pg_catalog.=) l.t
+                                 WHERE l.level OPERATOR(pg_catalog.<) 64),
+              depth AS (SELECT lvl.t, pg_catalog.max(lvl.level) AS level FROM lvl GROUP BY lvl.t)
+         SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text, c.relowner
            FROM tenancy.rls_tables r
+           JOIN depth d ON d.t OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'
-          ORDER BY 1",
+          ORDER BY d.level DESC, 1",
         Mode::Write,
         &[],
         |r| {

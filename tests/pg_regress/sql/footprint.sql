@@ -52,3 +52,19 @@ SELECT details->'removed' AS removed, details->'remaining' AS remaining
   FROM tenancy.audit_log WHERE tenant_id = :'s' AND action = 'destroy';
 SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_fp_schema';
 DROP TABLE fp_items, fp_orders, fp_export_by_hand, fp_no_match;
+
+-- destroy_data deletes from referencing tables first: customers <- orders
+-- <- order lines, whose names sort parents first.
+SELECT id AS f FROM tenancy.create_tenant('fp-fk', 'FK tenant') \gset
+CREATE TABLE fp_a_customers (tenant_id uuid NOT NULL, id int, PRIMARY KEY (tenant_id, id));
+CREATE TABLE fp_b_orders (tenant_id uuid NOT NULL, id int, customer_id int, PRIMARY KEY (tenant_id, id));
+CREATE TABLE fp_c_lines (tenant_id uuid NOT NULL, id int, order_id int, PRIMARY KEY (tenant_id, id));
+ALTER TABLE fp_c_lines ADD FOREIGN KEY (tenant_id, order_id) REFERENCES fp_b_orders (tenant_id, id);
+ALTER TABLE fp_b_orders ADD FOREIGN KEY (tenant_id, customer_id) REFERENCES fp_a_customers (tenant_id, id);
+SELECT tenancy.enable_rls('fp_c_lines'), tenancy.enable_rls('fp_b_orders'), tenancy.enable_rls('fp_a_customers');
+INSERT INTO fp_a_customers VALUES (:'f', 1);
+INSERT INTO fp_b_orders VALUES (:'f', 1, 1);
+INSERT INTO fp_c_lines VALUES (:'f', 1, 1);
+SELECT tenancy.delete_tenant(:'f', destroy_data => true);
+SELECT details->'removed' AS removed FROM tenancy.audit_log WHERE tenant_id = :'f' AND action = 'destroy';
+DROP TABLE fp_c_lines, fp_b_orders, fp_a_customers;
