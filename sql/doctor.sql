@@ -409,12 +409,16 @@ SELECT 18, 'warning', 'table ' || r.tbl::oid::text,
     OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = r.tenant_column
                                                 AND a.attnum > 0 AND NOT a.attisdropped)
 UNION ALL
-SELECT 18, 'warning', 'role ' || g.role::oid::text,
+SELECT 18, 'warning', CASE WHEN r.oid IS NULL THEN 'role ' || g.role::oid::text ELSE format('role %I', r.rolname) END,
        CASE WHEN r.oid IS NULL THEN 'holds tenant grants in tenancy.tenant_grants but was dropped'
-            ELSE format('%I holds tenant grants in tenancy.tenant_grants without USAGE on tenancy.tenant_grantee, so they count for nothing', r.rolname)
+            ELSE 'holds tenant grants in tenancy.tenant_grants without USAGE on tenancy.tenant_grantee, so they count for nothing (until it gets USAGE back)'
        END,
        format('DELETE FROM tenancy.tenant_grants WHERE role::oid = %s;', g.role::oid)
-  FROM (SELECT DISTINCT role FROM tenancy.tenant_grants) g
+  FROM (SELECT DISTINCT gr.role FROM tenancy.tenant_grants gr
+          LEFT JOIN tenancy.tenants t ON t.id = gr.tenant_id
+         -- a deleted tenant's grants count for nothing anyway
+         WHERE gr.tenant_id IS NULL OR t.status <> 'deleted'
+            OR NOT EXISTS (SELECT FROM pg_roles x WHERE x.oid = gr.role::oid)) g
   LEFT JOIN pg_roles r ON r.oid = g.role::oid
  WHERE g.role::oid NOT IN (SELECT oid FROM grantees)
 
