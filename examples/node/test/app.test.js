@@ -261,3 +261,11 @@ test('error: anything else -> DatabaseError with its SQLSTATE', async () => {
     return true;
   });
 });
+
+// The example's setup passes tenancy's guard rails (docs/guard-rails.md):
+// doctor() finds no error, so the pattern this example ships stays clean.
+test('tenancy.doctor() finds no error in the setup', async () => {
+  const { rows } = await admin.query(
+    "SELECT object, problem FROM tenancy.doctor() WHERE severity = 'error'");
+  assert.deepEqual(rows, [], rows.map((r) => `${r.object}: ${r.problem}`).join('\n'));
+});
