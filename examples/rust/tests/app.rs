@@ -414,3 +414,24 @@ async fn error_anything_else_keeps_its_sqlstate() {
     assert!(matches!(err, Error::Postgres(_)), "{err:?}");
     assert_eq!(err.sqlstate(), Some("42601"));
 }
+
+// --- guard rails ----------------------------------------------------------
+
+/// The example's setup passes tenancy's guard rails (docs/guard-rails.md):
+/// `doctor()` finds no error, so the pattern this example ships stays clean.
+#[tokio::test]
+async fn doctor_finds_no_error_in_the_setup() {
+    let admin = admin().await;
+    let rows = admin
+        .query(
+            "SELECT object, problem FROM tenancy.doctor() WHERE severity = 'error'",
+            &[],
+        )
+        .await
+        .expect("doctor runs");
+    let found: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
