@@ -11,9 +11,5 @@ use pgrx::prelude::*;
 extension_sql_file!(
     "../../sql/doctor.sql",
     name = "doctor",
-    requires = [
-        "isolation_catalog",
-        "migrate",
-        isolation::rls::enable_rls
-    ]
+    requires = ["isolation_catalog", "migrate", isolation::rls::enable_rls]
 );
