@@ -20,6 +20,7 @@ LAYERS = {
     "operations": 5,
     "integrations": 6,
     "citus::setup": 7, "citus::routing": 7,
+    "guard": 8,
     "tests": 9,
 }
 

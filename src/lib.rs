@@ -17,6 +17,9 @@
 //! - `operations`: a tenant's data as a whole (SPEC §9): moving, exporting,
 //!   importing, cloning, and where it is.
 //! - `integrations`: JWT claims, rate limits.
+//! - `guard`: the guard rails (SPEC §11): `doctor()`, which checks what the
+//!   layers below left in a database, and `auto_rls`, which isolates new
+//!   tables through `isolation::rls`.
 //! - `citus`: what each layer does differently on a Citus cluster; each of
 //!   its modules sits with the layer that uses it (`nodes` under `catalog`,
 //!   the context's propagation under `context`, `schemas` under
@@ -30,6 +33,7 @@ mod base;
 mod catalog;
 mod citus;
 mod context;
+mod guard;
 mod integrations;
 mod isolation;
 mod lifecycle;

@@ -26,6 +26,13 @@ pub static TENANT_SETTINGS_ALLOWED: GucSetting<Option<CString>> =
         c"statement_timeout, lock_timeout, idle_in_transaction_session_timeout, work_mem",
     ));
 
+/// Guard rails (SPEC §11): `tenancy.auto_rls` registers new tables that
+/// have the tenant column; `tenancy.tenant_column` names that column for it
+/// and for `doctor()`.
+pub static AUTO_RLS: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static TENANT_COLUMN: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+
 pub const TENANT_ID_GUC: &CStr = c"tenancy.tenant_id";
 
 /// Isolation values accepted by `tenancy.default_isolation`.
@@ -67,6 +74,15 @@ pub fn tenant_settings_allowed() -> Vec<String> {
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+pub fn auto_rls() -> bool {
+    AUTO_RLS.get()
+}
+
+/// The column name `auto_rls` and `doctor()` take for a tenant column.
+pub fn tenant_column() -> String {
+    guc_string(&TENANT_COLUMN)
 }
 
 /// Sets a GUC exactly as `set_config(name, value, is_local)` would, at the
@@ -214,6 +230,14 @@ check_hook!(check_schema_prefix, "tenancy.schema_prefix", |v| {
     validate::check_schema_prefix(v).map_err(|why| format!("The schema prefix is invalid: {why}."))
 });
 
+check_hook!(check_tenant_column, "tenancy.tenant_column", |v| {
+    if v.is_empty() || v.len() >= pg_sys::NAMEDATALEN as usize {
+        Err("The tenant column is a column name: 1 to 63 bytes.".into())
+    } else {
+        Ok(())
+    }
+});
+
 pub fn init() {
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -272,6 +296,30 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // Superuser-only, both: they decide for every role which new tables get
+    // row-level security, a guard rail a role must not turn off (or aim
+    // elsewhere) for its own session.
+    GucRegistry::define_bool_guc(
+        c"tenancy.auto_rls",
+        c"Registers every new table with a uuid tenant column with tenancy.enable_rls, in the same transaction.",
+        c"Covers CREATE TABLE (also PARTITION OF), CREATE TABLE AS, SELECT INTO and ALTER TABLE outside schema tenancy, the tenant schemas and the system schemas.",
+        &AUTO_RLS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.tenant_column",
+            c"Name of the tenant column that tenancy.auto_rls registers and tenancy.doctor() looks for.",
+            c"A table's column of this name and of type uuid is taken to hold tenancy.tenants.id.",
+            &TENANT_COLUMN,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_tenant_column),
+            None,
+            None,
+        );
+    }
     GucRegistry::define_bool_guc(
         c"tenancy.soft_delete",
         c"delete_tenant marks tenants deleted instead of removing their row.",

@@ -56,7 +56,7 @@ fn quote(ident: &str) -> String {
 /// make sure an index leads with the column, and record the table.
 /// Idempotent: calling it again leaves the same state.
 #[pg_extern(volatile, requires = ["isolation_catalog"])]
-fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'tenant_id'")) {
+pub fn enable_rls(tbl: Option<RegClass>, tenant_column: default!(Option<Name>, "'tenant_id'")) {
     let tbl = required(tbl, "tbl");
     let column = required(tenant_column, "tenant_column").0;
     let table = describe(tbl);

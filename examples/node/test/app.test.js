@@ -275,3 +275,11 @@ test('export and import a tenant through COPY (a round trip)', async () => {
     (await admin.query('SELECT id, body FROM notes WHERE tenant_id = $1 ORDER BY id', [id])).rows;
   assert.deepEqual(await notes(copy.id), await notes(ids.acme));
 });
+
+// The example's setup passes tenancy's guard rails (docs/guard-rails.md):
+// doctor() finds no error, so the pattern this example ships stays clean.
+test('tenancy.doctor() finds no error in the setup', async () => {
+  const { rows } = await admin.query(
+    "SELECT object, problem FROM tenancy.doctor() WHERE severity = 'error'");
+  assert.deepEqual(rows, [], rows.map((r) => `${r.object}: ${r.problem}`).join('\n'));
+});

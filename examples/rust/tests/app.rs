@@ -433,3 +433,24 @@ async fn export_and_import_round_trip_through_copy() {
     t::grant_tenant(&admin, &app_role(), copy.id).await.unwrap();
     assert_eq!(notes_of(&mut app, "rs-export-copy").await.unwrap(), notes_of(&mut app, "rs-export").await.unwrap());
 }
+
+// --- guard rails ----------------------------------------------------------
+
+/// The example's setup passes tenancy's guard rails (docs/guard-rails.md):
+/// `doctor()` finds no error, so the pattern this example ships stays clean.
+#[tokio::test]
+async fn doctor_finds_no_error_in_the_setup() {
+    let admin = admin().await;
+    let rows = admin
+        .query(
+            "SELECT object, problem FROM tenancy.doctor() WHERE severity = 'error'",
+            &[],
+        )
+        .await
+        .expect("doctor runs");
+    let found: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
