@@ -4,7 +4,7 @@ CREATE EXTENSION IF NOT EXISTS tenancy;
 SET client_min_messages = warning;
 SELECT id AS a FROM tenancy.create_tenant('lim-acme', 'Acme') \gset
 SELECT id AS b FROM tenancy.create_tenant('lim-globex', 'Globex') \gset
-CREATE ROLE lim_app;
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lim_app') THEN CREATE ROLE lim_app; END IF; END $$;
 SELECT tenancy.grant_tenant('lim_app', :'a');
 SELECT tenancy.grant_tenant('lim_app', :'b');
 
