@@ -65,6 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
     context::init();
     catalog::direct::init();
     integrations::init();
+    citus::routing::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]
