@@ -61,11 +61,11 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    citus::routing::init();
     base::settings::init();
     context::init();
     catalog::direct::init();
     integrations::init();
-    citus::routing::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

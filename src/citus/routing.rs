@@ -48,6 +48,7 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
 
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -69,6 +70,13 @@ const UUID_EQ: pg_sys::Oid = pg_sys::Oid::from_u32(2972);
 /// plans re-planned too.
 const MARKER: u32 = 0x7465_6e61;
 
+/// `tenancy.citus_routing`: on by default.  Off, statements are planned as
+/// if this module did not exist (every shard, guarded by its policy): what
+/// the test suite compares against, and a way around a Citus planner
+/// problem.  Anyone may turn it off: it only ever narrows what a statement
+/// reads, so off can never widen access.
+pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
 
@@ -81,9 +89,19 @@ thread_local! {
     static POLICY_FUNCTION: Cell<Option<(pg_sys::Oid, u32)>> = const { Cell::new(None) };
 }
 
-/// Installs the hooks when Citus is loaded (it can only be preloaded, so it
-/// is loaded before tenancy or not at all in this backend).
+/// Defines `tenancy.citus_routing` (before settings.rs reserves the
+/// `tenancy` prefix, which would drop a value set before the library
+/// loaded), and installs the hooks when Citus is loaded: Citus can only be
+/// preloaded, so it is loaded before tenancy or not at all in this backend.
 pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"tenancy.citus_routing",
+        c"Route single-tenant statements on RLS tables to the tenant's shard (Citus).",
+        c"Adds the checked tenant as a constant to the statement's row security quals, so Citus plans one task.",
+        &ENABLED,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     if !super::loaded() {
         return;
     }
@@ -148,7 +166,8 @@ unsafe extern "C-unwind" fn plan(
     // The rewriter sets hasRowSecurity on the top query when it added row
     // security quals anywhere in it: a statement without them, or without
     // a context, costs two loads.
-    let routed = if unsafe { (*parse).hasRowSecurity } && settings::tenant_id_is_set() { unsafe { route(parse) } } else { None };
+    let routed =
+        if unsafe { (*parse).hasRowSecurity } && settings::tenant_id_is_set() && ENABLED.get() { unsafe { route(parse) } } else { None };
     let stmt = unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
