@@ -255,8 +255,17 @@ check_hook!(check_tenant_column, "tenancy.tenant_column", |v| {
 /// re-planned (src/citus/routing.rs).  Runs during transaction abort too,
 /// so it must not raise: it only compares and flips plan validity flags.
 #[pg_guard]
-unsafe extern "C-unwind" fn assign_tenant_id(newval: *const std::ffi::c_char, _extra: *mut std::ffi::c_void) {
-    let value = if newval.is_null() { "" } else { unsafe { CStr::from_ptr(newval) }.to_str().unwrap_or("\u{fffd}") };
+unsafe extern "C-unwind" fn assign_tenant_id(
+    newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    let value = if newval.is_null() {
+        ""
+    } else {
+        unsafe { CStr::from_ptr(newval) }
+            .to_str()
+            .unwrap_or("\u{fffd}")
+    };
     crate::citus::routing::context_assigned(value);
 }
 

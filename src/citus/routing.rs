@@ -138,8 +138,14 @@ fn policy_function() -> Option<pg_sys::Oid> {
             return None;
         }
         let mut name = std::ptr::null_mut();
-        name = pg_sys::lappend(name, pg_sys::makeString(pg_sys::pstrdup(c"tenancy".as_ptr())).cast());
-        name = pg_sys::lappend(name, pg_sys::makeString(pg_sys::pstrdup(c"current_tenant_id".as_ptr())).cast());
+        name = pg_sys::lappend(
+            name,
+            pg_sys::makeString(pg_sys::pstrdup(c"tenancy".as_ptr())).cast(),
+        );
+        name = pg_sys::lappend(
+            name,
+            pg_sys::makeString(pg_sys::pstrdup(c"current_tenant_id".as_ptr())).cast(),
+        );
         let oid = pg_sys::LookupFuncName(name, 0, std::ptr::null(), true);
         if oid == pg_sys::InvalidOid {
             return None;
@@ -167,7 +173,11 @@ unsafe extern "C-unwind" fn plan(
     // security quals anywhere in it: a statement without them, or without
     // a context, costs two loads.
     let routed =
-        if unsafe { (*parse).hasRowSecurity } && settings::tenant_id_is_set() && ENABLED.get() { unsafe { route(parse) } } else { None };
+        if unsafe { (*parse).hasRowSecurity } && settings::tenant_id_is_set() && ENABLED.get() {
+            unsafe { route(parse) }
+        } else {
+            None
+        };
     let stmt = unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
@@ -193,7 +203,11 @@ struct Walk {
 /// tenancy's policy; returns the tenant when it added any.
 unsafe fn route(parse: *mut pg_sys::Query) -> Option<[u8; 16]> {
     let function = policy_function()?;
-    let mut walk = Walk { function, tenant: None, added: Vec::new() };
+    let mut walk = Walk {
+        function,
+        tenant: None,
+        added: Vec::new(),
+    };
     unsafe {
         walker(parse.cast(), (&mut walk as *mut Walk).cast());
         if walk.added.is_empty() {
@@ -213,7 +227,12 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, cx: *mut c_void) -> 
         if pgrx::is_a(node, pg_sys::NodeTag::T_Query) {
             // Range table entries are shown to the walker before their
             // contents (sub-queries, security quals) are walked.
-            return pg_sys::query_tree_walker(node.cast(), Some(walker), cx, pg_sys::QTW_EXAMINE_RTES_BEFORE as c_int);
+            return pg_sys::query_tree_walker(
+                node.cast(),
+                Some(walker),
+                cx,
+                pg_sys::QTW_EXAMINE_RTES_BEFORE as c_int,
+            );
         }
         if pgrx::is_a(node, pg_sys::NodeTag::T_RangeTblEntry) {
             let rte: *mut pg_sys::RangeTblEntry = node.cast();
@@ -264,7 +283,10 @@ fn list_len(list: *mut pg_sys::List) -> usize {
 
 /// The column of `qual` when it is tenancy's policy, `Var = current_tenant_id()`
 /// (either way round) on a uuid column of this query level.
-unsafe fn policy_var(qual: *mut pg_sys::Node, function: pg_sys::Oid) -> Option<(*mut pg_sys::OpExpr, *mut pg_sys::Var)> {
+unsafe fn policy_var(
+    qual: *mut pg_sys::Node,
+    function: pg_sys::Oid,
+) -> Option<(*mut pg_sys::OpExpr, *mut pg_sys::Var)> {
     unsafe {
         if !pgrx::is_a(qual, pg_sys::NodeTag::T_OpExpr) {
             return None;
@@ -273,8 +295,10 @@ unsafe fn policy_var(qual: *mut pg_sys::Node, function: pg_sys::Oid) -> Option<(
         if (*op).opno != UUID_EQ || list_len((*op).args) != 2 {
             return None;
         }
-        let (a, b): (*mut pg_sys::Node, *mut pg_sys::Node) =
-            (pg_sys::list_nth((*op).args, 0).cast(), pg_sys::list_nth((*op).args, 1).cast());
+        let (a, b): (*mut pg_sys::Node, *mut pg_sys::Node) = (
+            pg_sys::list_nth((*op).args, 0).cast(),
+            pg_sys::list_nth((*op).args, 1).cast(),
+        );
         let is_policy_call = |n: *mut pg_sys::Node| {
             pgrx::is_a(n, pg_sys::NodeTag::T_FuncExpr) && {
                 let f: *mut pg_sys::FuncExpr = n.cast();
@@ -300,11 +324,23 @@ unsafe fn policy_var(qual: *mut pg_sys::Node, function: pg_sys::Oid) -> Option<(
 
 /// A copy of the policy's operator with the function call replaced by the
 /// tenant's uuid: `Var = '<tenant>'::uuid`.
-unsafe fn tenant_equals(op: *mut pg_sys::OpExpr, var: *mut pg_sys::Var, tenant: &[u8; 16]) -> *mut pg_sys::OpExpr {
+unsafe fn tenant_equals(
+    op: *mut pg_sys::OpExpr,
+    var: *mut pg_sys::Var,
+    tenant: &[u8; 16],
+) -> *mut pg_sys::OpExpr {
     unsafe {
         let bytes = pg_sys::palloc(16) as *mut u8;
         std::ptr::copy_nonoverlapping(tenant.as_ptr(), bytes, 16);
-        let value = pg_sys::makeConst(pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 16, pg_sys::Datum::from(bytes), false, false);
+        let value = pg_sys::makeConst(
+            pg_sys::UUIDOID,
+            -1,
+            pg_sys::InvalidOid,
+            16,
+            pg_sys::Datum::from(bytes),
+            false,
+            false,
+        );
         let copy: *mut pg_sys::OpExpr = pg_sys::copyObjectImpl(op.cast()).cast();
         let mut args = pg_sys::lappend(std::ptr::null_mut(), pg_sys::copyObjectImpl(var.cast()));
         args = pg_sys::lappend(args, value.cast());
@@ -324,7 +360,10 @@ unsafe fn tenant_equals(op: *mut pg_sys::OpExpr, var: *mut pg_sys::Var, tenant: 
 unsafe fn fast_path(parse: *mut pg_sys::Query, walk: &Walk) {
     unsafe {
         let q = &mut *parse;
-        let command_ok = matches!(q.commandType, pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_DELETE);
+        let command_ok = matches!(
+            q.commandType,
+            pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_DELETE
+        );
         if !command_ok
             || list_len(q.rtable) != 1
             || !q.cteList.is_null()
@@ -371,7 +410,10 @@ unsafe extern "C-unwind" fn names_column(node: *mut pg_sys::Node, cx: *mut c_voi
         let column = &mut *(cx as *mut (c_int, pg_sys::AttrNumber, bool));
         if pgrx::is_a(node, pg_sys::NodeTag::T_Var) {
             let v: *mut pg_sys::Var = node.cast();
-            if (*v).varlevelsup == 0 && (*v).varno as c_int == column.0 as c_int && (*v).varattno == column.1 {
+            if (*v).varlevelsup == 0
+                && (*v).varno as c_int == column.0 as c_int
+                && (*v).varattno == column.1
+            {
                 column.2 = true;
                 return true;
             }
@@ -383,7 +425,8 @@ unsafe extern "C-unwind" fn names_column(node: *mut pg_sys::Node, cx: *mut c_voi
 
 unsafe fn inval_item(hash: u32) -> *mut pg_sys::PlanInvalItem {
     unsafe {
-        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>()) as *mut pg_sys::PlanInvalItem;
+        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+            as *mut pg_sys::PlanInvalItem;
         (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
         (*item).cacheId = pg_sys::SysCacheIdentifier::PROCOID as c_int;
         (*item).hashValue = hash;
@@ -403,7 +446,10 @@ unsafe fn mark(stmt: *mut pg_sys::PlannedStmt, tenant: [u8; 16]) {
     unsafe {
         let mut items = pg_sys::lappend((*stmt).invalItems, inval_item(MARKER).cast());
         for word in tenant.chunks_exact(4) {
-            items = pg_sys::lappend(items, inval_item(u32::from_be_bytes([word[0], word[1], word[2], word[3]])).cast());
+            items = pg_sys::lappend(
+                items,
+                inval_item(u32::from_be_bytes([word[0], word[1], word[2], word[3]])).cast(),
+            );
         }
         (*stmt).invalItems = items;
     }
@@ -418,10 +464,13 @@ unsafe fn routed_tenant(stmt: *mut pg_sys::PlannedStmt) -> Option<[u8; 16]> {
         }
         let items = (*stmt).invalItems;
         let n = list_len(items);
-        let item = |i: usize| &*(pg_sys::list_nth(items, i as c_int) as *const pg_sys::PlanInvalItem);
+        let item =
+            |i: usize| &*(pg_sys::list_nth(items, i as c_int) as *const pg_sys::PlanInvalItem);
         let at = (0..n).find(|&i| {
             let it = item(i);
-            it.cacheId == pg_sys::SysCacheIdentifier::PROCOID as c_int && it.hashValue == MARKER && i + 4 < n
+            it.cacheId == pg_sys::SysCacheIdentifier::PROCOID as c_int
+                && it.hashValue == MARKER
+                && i + 4 < n
         })?;
         let mut tenant = [0u8; 16];
         for w in 0..4 {
@@ -459,7 +508,12 @@ pub fn context_assigned(value: &str) {
 
 #[cfg(not(feature = "pg18"))]
 #[pg_guard]
-unsafe extern "C-unwind" fn run(query: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64, execute_once: bool) {
+unsafe extern "C-unwind" fn run(
+    query: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
     unsafe {
         check_first_run(query);
         pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_RUN {
@@ -471,7 +525,11 @@ unsafe extern "C-unwind" fn run(query: *mut pg_sys::QueryDesc, direction: pg_sys
 
 #[cfg(feature = "pg18")]
 #[pg_guard]
-unsafe extern "C-unwind" fn run(query: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64) {
+unsafe extern "C-unwind" fn run(
+    query: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
     unsafe {
         check_first_run(query);
         pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_RUN {
