@@ -13,10 +13,6 @@ set -euo pipefail
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 app() { psql -X -q -At -v ON_ERROR_STOP=1 -U app "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
-# Until the lead's "catalog on every node" is in, the workers cannot check a
-# context; TENANCY_TEST_SYNC_CATALOG names a command that copies the
-# coordinator's catalog to them (development only; empty in the suite).
-sync_catalog() { if [ -n "${TENANCY_TEST_SYNC_CATALOG:-}" ]; then "$TENANCY_TEST_SYNC_CATALOG" "$PGDATABASE"; fi; }
 
 q -c "CREATE EXTENSION tenancy"
 (q <<SQL
@@ -51,7 +47,6 @@ SELECT tenancy.grant_tenant('app', '$s');
 SELECT tenancy.suspend_tenant('$s');
 SQL
 ) >/dev/null
-sync_catalog
 [ "$(node_of "$a")" != "$(node_of "$b")" ] || fail "no globex on the other node than acme's"
 
 # EXPLAIN of a statement under tenant $1: "tasks port".
