@@ -11,15 +11,22 @@
 //!
 //! What this does: a planner hook, which runs before Citus's
 //! (`distributed_planner`) because tenancy's library is loaded after Citus,
-//! finds every relation of the query (sub-queries, CTEs and sublinks
-//! included) whose row security quals contain tenancy's policy as a
-//! conjunct, and appends `tenant_id = '<uuid>'::uuid` to them, where the uuid
-//! is what `current_tenant_id()` returns now, with its checks and errors.
-//! Citus's router planner then sees a Const among the relation's
-//! restrictions and prunes to the tenant's shard.  A statement on one
-//! relation (no CTE, no sublink, no join) also gets the conjunct in its
-//! WHERE clause, which is what Citus's fast path reads; the worker query
-//! then carries it too.
+//! finds the relations of a query whose row security quals contain
+//! tenancy's policy as a conjunct, and gives Citus something to prune on:
+//!
+//! - A statement on one such table (SELECT, UPDATE, DELETE; no CTE, no
+//!   sublink, no join: Citus's fast path) gets `tenant_id = $K` ANDed into
+//!   its WHERE clause, an extern parameter numbered past every parameter of
+//!   the statement.  The executor start hook supplies `$K`, for each
+//!   execution, as what `current_tenant_id()` returns then (with its checks
+//!   and errors).  Citus prunes on it at each execution, as it does for the
+//!   hand-written `WHERE tenant_id = $1` (deferred pruning), so the plan does
+//!   not depend on the tenant and stays cached across tenant switches.
+//! - Any other statement (joins, sub-queries, CTEs, INSERT ... SELECT) gets
+//!   `tenant_id = '<uuid>'::uuid`, the checked tenant of planning time,
+//!   appended to each such relation's security quals: Citus's router
+//!   planner prunes on Consts among a relation's restrictions, not on
+//!   parameters.
 //!
 //! Why it can never widen access: it only ever appends conjuncts (an AND
 //! with what is there), never removes or rewrites a qual, and the policy
@@ -28,19 +35,19 @@
 //! the set of rows a scan returns or a statement changes, and pruning can
 //! only drop shards, each of which still answers under its own policy.  The
 //! uuid is never taken from the setting unchecked: a forged, suspended or
-//! ungranted context raises here exactly as `current_tenant_id()` would.
-//! The operator (`uuid = uuid`) is leakproof, so where the conjunct is
-//! evaluated cannot leak rows either.  See docs/design/citus-routing.md.
+//! ungranted context raises exactly as `current_tenant_id()` would.  The
+//! operator (`uuid = uuid`) is leakproof, so where the conjunct is evaluated
+//! cannot leak rows either.  See docs/design/citus-routing.md.
 //!
-//! Plans: a plan built with the Const must not run under another tenant (it
-//! would prune to the wrong shard: no rows, never someone else's).  Each
-//! such plan is marked with plan-invalidation items (below), which the
-//! `tenancy.tenant_id` assign hook fires when the context moves to another
-//! tenant, so PostgreSQL's plan cache (PREPARE, PL/pgSQL, generic plans)
-//! re-plans it; and the executor refuses, with 0A000, a plan whose first run
-//! comes under another tenant than it was planned for (a SQL function's
-//! statements are all planned before the first runs; a cursor opened before
-//! set_tenant).
+//! Plans with a Const must not run under another tenant (they would prune
+//! to the wrong shard: no rows, never someone else's).  Each is marked with
+//! plan-invalidation items, which the `tenancy.tenant_id` assign hook fires
+//! when the context moves to another tenant, so PostgreSQL's plan cache
+//! (PREPARE, PL/pgSQL, generic plans) re-plans it.  And the executor refuses,
+//! with 0A000, a routed plan whose first run comes under another tenant than
+//! it was planned (Const) or started (parameter) for: a SQL function's
+//! statements are planned before the first runs, a cursor is started when
+//! it is opened.
 //!
 //! Only installed where Citus is loaded: on a single node the planner is
 //! PostgreSQL's alone, as before.
@@ -62,13 +69,26 @@ use crate::base::validate;
 /// `OPERATOR(pg_catalog.=)`.
 const UUID_EQ: pg_sys::Oid = pg_sys::Oid::from_u32(2972);
 
-/// The hash value of the plan-invalidation item that marks a routed plan,
-/// under the `pg_proc` cache id (whose items PostgreSQL's plan cache checks
-/// one by one).  Four more items after it carry the tenant's uuid.  Calling
-/// the `pg_proc` callbacks with this value invalidates exactly the routed
-/// plans; a real function whose hash collided would only have its dependent
-/// plans re-planned too.
+/// The hash value of the plan-invalidation item that marks a plan routed
+/// with a Const, under the `pg_proc` cache id (whose items PostgreSQL's plan
+/// cache checks one by one).  Four more items after it carry the tenant's
+/// uuid.  Calling the `pg_proc` callbacks with this value invalidates
+/// exactly these plans; a real function whose hash collided would only
+/// have its dependent plans re-planned too.
 const MARKER: u32 = 0x7465_6e61;
+
+/// The marker of a plan routed with the parameter; the item after it
+/// carries the parameter's number.  Never invalidated by tenancy.
+const PARAM_MARKER: u32 = 0x7465_6e62;
+
+/// What a routed plan was given.
+#[derive(Clone, Copy)]
+enum Routed {
+    /// `tenant_id = $K` in the WHERE of a one-table statement.
+    Param(c_int),
+    /// `tenant_id = '<uuid>'` in the security quals, for this tenant.
+    Const([u8; 16]),
+}
 
 /// `tenancy.citus_routing`: on by default.  Off, statements are planned as
 /// if this module did not exist (every shard, guarded by its policy): what
@@ -78,6 +98,7 @@ const MARKER: u32 = 0x7465_6e61;
 pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
 
 thread_local! {
@@ -87,6 +108,93 @@ thread_local! {
     /// `tenancy.current_tenant_id()`'s OID and its `pg_proc` cache hash,
     /// forgotten when that row changes (DROP EXTENSION, upgrades).
     static POLICY_FUNCTION: Cell<Option<(pg_sys::Oid, u32)>> = const { Cell::new(None) };
+    /// Per relation, the column Citus hash-distributes it by (None: not a
+    /// hash-distributed table), from `pg_dist_partition`; forgotten at the
+    /// relation's relcache invalidation, which Citus sends whenever it
+    /// changes a table's metadata.
+    static DIST_COLUMN: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Option<pg_sys::AttrNumber>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    DIST_COLUMN.with(|m| {
+        let mut m = m.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            m.clear();
+        } else {
+            m.remove(&relid);
+        }
+    });
+}
+
+/// The column Citus hash-distributes `relid` by, read from
+/// `pg_dist_partition` by index (a catalog read, no SQL).
+fn dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
+    if let Some(known) = DIST_COLUMN.with(|m| m.borrow().get(&relid).copied()) {
+        return known;
+    }
+    let found = unsafe { read_dist_column(relid) };
+    DIST_COLUMN.with(|m| m.borrow_mut().insert(relid, found));
+    found
+}
+
+unsafe fn read_dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
+    unsafe {
+        let catalog = pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
+        let table = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog);
+        let index =
+            pg_sys::get_relname_relid(c"pg_dist_partition_logical_relid_index".as_ptr(), catalog);
+        if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+            return None;
+        }
+        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        // logicalrelid, the first column of pg_dist_partition and its index.
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_OIDEQ),
+            pg_sys::Datum::from(relid),
+        );
+        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
+        let tuple = pg_sys::systable_getnext(scan);
+        let mut column = None;
+        if !tuple.is_null() {
+            let desc = (*rel).rd_att;
+            let mut null = false;
+            // partmethod "char" (2), partkey text (3): the Var of the
+            // distribution column in node form, `{VAR :varno 1 :varattno N …`.
+            let method = pg_sys::heap_getattr(tuple, 2, desc, &mut null);
+            if !null && method.value() as u8 == b'h' {
+                let key = pg_sys::heap_getattr(tuple, 3, desc, &mut null);
+                if !null {
+                    let text = pgrx::text_to_rust_str(key.cast_mut_ptr()).unwrap_or_default();
+                    column = text
+                        .split(":varattno ")
+                        .nth(1)
+                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|n| n.parse::<pg_sys::AttrNumber>().ok());
+                }
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        column
+    }
+}
+
+/// Whether Citus's fast path is on (`citus.enable_fast_path_router_planner`).
+fn fast_path_enabled() -> bool {
+    unsafe {
+        let p = pg_sys::GetConfigOption(
+            c"citus.enable_fast_path_router_planner".as_ptr(),
+            true,
+            false,
+        );
+        !p.is_null() && std::ffi::CStr::from_ptr(p).to_bytes() == b"on"
+    }
 }
 
 /// Defines `tenancy.citus_routing` (before settings.rs reserves the
@@ -108,8 +216,15 @@ pub fn init() {
     unsafe {
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(plan);
+        PREV_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(start);
         PREV_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(run);
+        pg_sys::CacheRegisterRelcacheCallback(Some(forget_relation), pg_sys::Datum::from(0usize));
+        // Loaded at its first function call, tenancy may find plans cached
+        // without its hook (a statement prepared before the first
+        // set_tenant): they would stay unrouted.  Re-plan them once.
+        pg_sys::ResetPlanCache();
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::PROCOID as c_int,
             Some(forget_function),
@@ -170,22 +285,20 @@ unsafe extern "C-unwind" fn plan(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     // The rewriter sets hasRowSecurity on the top query when it added row
-    // security quals anywhere in it: a statement without them, or without
-    // a context, costs two loads.
-    let routed =
-        if unsafe { (*parse).hasRowSecurity } && settings::tenant_id_is_set() && ENABLED.get() {
-            unsafe { route(parse) }
-        } else {
-            None
-        };
+    // security quals anywhere in it: a statement without them costs a load.
+    let routed = if unsafe { (*parse).hasRowSecurity } && ENABLED.get() {
+        unsafe { route(parse, bound_params) }
+    } else {
+        None
+    };
     let stmt = unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
         })
     };
-    if let Some(tenant) = routed {
-        unsafe { mark(stmt, tenant) };
+    if let Some(routed) = routed {
+        unsafe { mark(stmt, routed) };
     }
     stmt
 }
@@ -195,27 +308,33 @@ struct Walk {
     function: pg_sys::Oid,
     /// The checked tenant, looked up at the first relation that needs it.
     tenant: Option<[u8; 16]>,
-    /// Each relation given the conjunct, with the conjunct.
-    added: Vec<(*mut pg_sys::RangeTblEntry, *mut pg_sys::OpExpr)>,
+    /// The relations given the conjunct.
+    added: Vec<*mut pg_sys::RangeTblEntry>,
 }
 
-/// Adds the checked tenant to every relation of `parse` that carries
-/// tenancy's policy; returns the tenant when it added any.
-unsafe fn route(parse: *mut pg_sys::Query) -> Option<[u8; 16]> {
+/// Routes `parse`: the parameter for a one-table statement, else the
+/// checked tenant (when there is a context) as a Const on every relation
+/// that carries tenancy's policy.
+unsafe fn route(parse: *mut pg_sys::Query, bound_params: pg_sys::ParamListInfo) -> Option<Routed> {
     let function = policy_function()?;
-    let mut walk = Walk {
-        function,
-        tenant: None,
-        added: Vec::new(),
-    };
     unsafe {
+        if let Some(candidate) = one_table(parse, function) {
+            return candidate.and_then(|(op, var)| with_param(parse, op, var, bound_params));
+        }
+        if !settings::tenant_id_is_set() {
+            return None;
+        }
+        let mut walk = Walk {
+            function,
+            tenant: None,
+            added: Vec::new(),
+        };
         walker(parse.cast(), (&mut walk as *mut Walk).cast());
         if walk.added.is_empty() {
             return None;
         }
-        fast_path(parse, &walk);
+        walk.tenant.map(Routed::Const)
     }
-    walk.tenant
 }
 
 #[pg_guard]
@@ -265,9 +384,9 @@ unsafe fn visit(rte: *mut pg_sys::RangeTblEntry, walk: &mut Walk) {
                     None => return,
                 },
             };
-            let conjunct = tenant_equals(op, var, &tenant);
+            let conjunct = equals(op, var, uuid_const(&tenant).cast());
             (*rte).securityQuals = pg_sys::lappend((*rte).securityQuals, conjunct.cast());
-            walk.added.push((rte, conjunct));
+            walk.added.push(rte);
             return;
         }
     }
@@ -322,17 +441,12 @@ unsafe fn policy_var(
     }
 }
 
-/// A copy of the policy's operator with the function call replaced by the
-/// tenant's uuid: `Var = '<tenant>'::uuid`.
-unsafe fn tenant_equals(
-    op: *mut pg_sys::OpExpr,
-    var: *mut pg_sys::Var,
-    tenant: &[u8; 16],
-) -> *mut pg_sys::OpExpr {
+/// `'<uuid>'::uuid`.
+unsafe fn uuid_const(tenant: &[u8; 16]) -> *mut pg_sys::Const {
     unsafe {
         let bytes = pg_sys::palloc(16) as *mut u8;
         std::ptr::copy_nonoverlapping(tenant.as_ptr(), bytes, 16);
-        let value = pg_sys::makeConst(
+        pg_sys::makeConst(
             pg_sys::UUIDOID,
             -1,
             pg_sys::InvalidOid,
@@ -340,7 +454,18 @@ unsafe fn tenant_equals(
             pg_sys::Datum::from(bytes),
             false,
             false,
-        );
+        )
+    }
+}
+
+/// A copy of the policy's operator with the function call replaced by
+/// `value`: `Var = value`.
+unsafe fn equals(
+    op: *mut pg_sys::OpExpr,
+    var: *mut pg_sys::Var,
+    value: *mut pg_sys::Node,
+) -> *mut pg_sys::OpExpr {
+    unsafe {
         let copy: *mut pg_sys::OpExpr = pg_sys::copyObjectImpl(op.cast()).cast();
         let mut args = pg_sys::lappend(std::ptr::null_mut(), pg_sys::copyObjectImpl(var.cast()));
         args = pg_sys::lappend(args, value.cast());
@@ -350,16 +475,19 @@ unsafe fn tenant_equals(
     }
 }
 
-/// Citus's fast path (planning without PostgreSQL's planner) reads only the
-/// WHERE clause of a statement on one table, and wants the distribution
-/// column there once, `= Const`.  For such a statement the conjunct goes
-/// into the WHERE clause too.  With one relation and no sublink there is
-/// no outer join for it to change, and the WHERE is ANDed with the
-/// relation's security quals anyway.  Where the user's WHERE already names
-/// the column (`tenant_id = $1`, `tenant_id = '…'`), Citus routes on that.
-unsafe fn fast_path(parse: *mut pg_sys::Query, walk: &Walk) {
+/// Whether `parse` is a statement Citus's fast path can plan (it reads
+/// only the WHERE clause, and wants the distribution column there once,
+/// `= Const` or `= $n`): SELECT, UPDATE or DELETE of one relation, no CTE,
+/// sublink, set operation or set-returning function.  None when it is not;
+/// Some(None) when it is but has nothing to add (no tenancy policy as a
+/// conjunct, or the WHERE already names the column: Citus routes on the
+/// user's `tenant_id = …`); else the policy and its column.
+unsafe fn one_table(
+    parse: *mut pg_sys::Query,
+    function: pg_sys::Oid,
+) -> Option<Option<(*mut pg_sys::OpExpr, *mut pg_sys::Var)>> {
     unsafe {
-        let q = &mut *parse;
+        let q = &*parse;
         let command_ok = matches!(
             q.commandType,
             pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_DELETE
@@ -373,29 +501,103 @@ unsafe fn fast_path(parse: *mut pg_sys::Query, walk: &Walk) {
             || q.hasModifyingCTE
             || q.jointree.is_null()
         {
-            return;
+            return None;
         }
         let rte: *mut pg_sys::RangeTblEntry = pg_sys::list_nth(q.rtable, 0).cast();
-        let Some(&(_, conjunct)) = walk.added.iter().find(|(r, _)| *r == rte) else {
-            return;
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+            return None;
+        }
+        let quals = (*rte).securityQuals;
+        let found = (0..list_len(quals))
+            .find_map(|i| policy_var(pg_sys::list_nth(quals, i as c_int).cast(), function));
+        let Some((op, var)) = found else {
+            return Some(None);
         };
-        let var: *mut pg_sys::Var = pg_sys::list_nth((*conjunct).args, 0).cast();
-        let quals = (*q.jointree).quals;
-        let mut column = ((*var).varno, (*var).varattno, false);
-        if !quals.is_null() {
-            names_column(quals, (&mut column as *mut (_, _, bool)).cast());
+        // Citus plans it on its fast path only when the table is
+        // hash-distributed by the policy's column (its router planner
+        // prunes on Consts, not parameters, and refuses a parameter it has
+        // no value for): else the Const, like a join.
+        if !fast_path_enabled() || dist_column((*rte).relid) != Some((*var).varattno) {
+            return None;
+        }
+        let user_quals = (*q.jointree).quals;
+        if !user_quals.is_null() {
+            let mut column = ((*var).varno, (*var).varattno, false);
+            names_column(user_quals, (&mut column as *mut (_, _, bool)).cast());
             if column.2 {
-                return;
+                return Some(None);
             }
         }
-        let conjunct: *mut pg_sys::Node = pg_sys::copyObjectImpl(conjunct.cast()).cast();
-        (*q.jointree).quals = if quals.is_null() {
+        Some(Some((op, var)))
+    }
+}
+
+/// ANDs `Var = $K` into the statement's WHERE, `$K` numbered past every
+/// parameter the statement uses and every one it was planned with (Citus
+/// substitutes the bound parameters it is given while planning, by number).
+/// With one relation and no sublink there is no outer join for it to change,
+/// and the WHERE is ANDed with the relation's security quals anyway.
+unsafe fn with_param(
+    parse: *mut pg_sys::Query,
+    op: *mut pg_sys::OpExpr,
+    var: *mut pg_sys::Var,
+    bound_params: pg_sys::ParamListInfo,
+) -> Option<Routed> {
+    unsafe {
+        let mut highest: c_int = if bound_params.is_null() {
+            0
+        } else {
+            (*bound_params).numParams
+        };
+        pg_sys::query_tree_walker(
+            parse,
+            Some(highest_param),
+            (&mut highest as *mut c_int).cast(),
+            0,
+        );
+        let k = highest.checked_add(1)?;
+        let param = pg_sys::palloc0(std::mem::size_of::<pg_sys::Param>()) as *mut pg_sys::Param;
+        (*param).xpr.type_ = pg_sys::NodeTag::T_Param;
+        (*param).paramkind = pg_sys::ParamKind::PARAM_EXTERN;
+        (*param).paramid = k;
+        (*param).paramtype = pg_sys::UUIDOID;
+        (*param).paramtypmod = -1;
+        (*param).paramcollid = pg_sys::InvalidOid;
+        (*param).location = -1;
+        let conjunct: *mut pg_sys::Node = equals(op, var, param.cast()).cast();
+        let jointree = (*parse).jointree;
+        let quals = (*jointree).quals;
+        (*jointree).quals = if quals.is_null() {
             conjunct
         } else {
             let mut both = pg_sys::lappend(std::ptr::null_mut(), quals.cast());
             both = pg_sys::lappend(both, conjunct.cast());
             pg_sys::makeBoolExpr(pg_sys::BoolExprType::AND_EXPR, both, -1).cast()
         };
+        Some(Routed::Param(k))
+    }
+}
+
+/// Raises the `c_int` behind `cx` to the highest extern parameter number
+/// of the query.
+#[pg_guard]
+unsafe extern "C-unwind" fn highest_param(node: *mut pg_sys::Node, cx: *mut c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    unsafe {
+        if pgrx::is_a(node, pg_sys::NodeTag::T_Query) {
+            return pg_sys::query_tree_walker(node.cast(), Some(highest_param), cx, 0);
+        }
+        if pgrx::is_a(node, pg_sys::NodeTag::T_Param) {
+            let p: *mut pg_sys::Param = node.cast();
+            if (*p).paramkind == pg_sys::ParamKind::PARAM_EXTERN {
+                let highest = &mut *(cx as *mut c_int);
+                *highest = (*highest).max((*p).paramid);
+            }
+            return false;
+        }
+        pg_sys::expression_tree_walker(node, Some(highest_param), cx)
     }
 }
 
@@ -434,30 +636,40 @@ unsafe fn inval_item(hash: u32) -> *mut pg_sys::PlanInvalItem {
     }
 }
 
-/// Marks a routed plan: the [`MARKER`] item, then the tenant's uuid in four
-/// items.  They survive the copies the plan cache makes, and cost the plan
-/// cache nothing but a comparison on each `pg_proc` invalidation.
-unsafe fn mark(stmt: *mut pg_sys::PlannedStmt, tenant: [u8; 16]) {
-    if ROUTED_FOR.get().is_some_and(|t| t != tenant) {
-        // Cannot happen (the assign hook invalidated when the context
-        // moved), but a stale plan must never survive.
-        invalidate();
-    }
-    unsafe {
-        let mut items = pg_sys::lappend((*stmt).invalItems, inval_item(MARKER).cast());
-        for word in tenant.chunks_exact(4) {
-            items = pg_sys::lappend(
-                items,
-                inval_item(u32::from_be_bytes([word[0], word[1], word[2], word[3]])).cast(),
+/// Marks a routed plan with plan-invalidation items, which survive the
+/// copies the plan cache makes and cost it nothing but a comparison on each
+/// `pg_proc` invalidation: [`PARAM_MARKER`] and the parameter's number, or
+/// [`MARKER`] and the tenant's uuid in four items.
+unsafe fn mark(stmt: *mut pg_sys::PlannedStmt, routed: Routed) {
+    let words: Vec<u32> = match routed {
+        Routed::Param(k) => vec![PARAM_MARKER, k as u32],
+        Routed::Const(tenant) => {
+            if ROUTED_FOR.get().is_some_and(|t| t != tenant) {
+                // Cannot happen (the assign hook invalidated when the
+                // context moved), but a stale plan must never survive.
+                invalidate();
+            }
+            ROUTED_FOR.set(Some(tenant));
+            let mut w = vec![MARKER];
+            w.extend(
+                tenant
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
             );
+            w
+        }
+    };
+    unsafe {
+        let mut items = (*stmt).invalItems;
+        for w in words {
+            items = pg_sys::lappend(items, inval_item(w).cast());
         }
         (*stmt).invalItems = items;
     }
-    ROUTED_FOR.set(Some(tenant));
 }
 
-/// The tenant a plan was routed for, from its marker items.
-unsafe fn routed_tenant(stmt: *mut pg_sys::PlannedStmt) -> Option<[u8; 16]> {
+/// How a plan was routed, from its marker items.
+unsafe fn routed_of(stmt: *mut pg_sys::PlannedStmt) -> Option<Routed> {
     unsafe {
         if stmt.is_null() {
             return None;
@@ -466,17 +678,26 @@ unsafe fn routed_tenant(stmt: *mut pg_sys::PlannedStmt) -> Option<[u8; 16]> {
         let n = list_len(items);
         let item =
             |i: usize| &*(pg_sys::list_nth(items, i as c_int) as *const pg_sys::PlanInvalItem);
-        let at = (0..n).find(|&i| {
+        let ours = |i: usize, marker: u32, after: usize| {
             let it = item(i);
             it.cacheId == pg_sys::SysCacheIdentifier::PROCOID as c_int
-                && it.hashValue == MARKER
-                && i + 4 < n
-        })?;
-        let mut tenant = [0u8; 16];
-        for w in 0..4 {
-            tenant[w * 4..w * 4 + 4].copy_from_slice(&item(at + 1 + w).hashValue.to_be_bytes());
+                && it.hashValue == marker
+                && i + after < n
+        };
+        for i in 0..n {
+            if ours(i, PARAM_MARKER, 1) {
+                return Some(Routed::Param(item(i + 1).hashValue as c_int));
+            }
+            if ours(i, MARKER, 4) {
+                let mut tenant = [0u8; 16];
+                for w in 0..4 {
+                    tenant[w * 4..w * 4 + 4]
+                        .copy_from_slice(&item(i + 1 + w).hashValue.to_be_bytes());
+                }
+                return Some(Routed::Const(tenant));
+            }
         }
-        Some(tenant)
+        None
     }
 }
 
@@ -503,6 +724,79 @@ pub fn context_assigned(value: &str) {
     }
     if validate::parse_pg_uuid(value) != Some(routed) {
         invalidate();
+    }
+}
+
+/// The tenant a parameter-routed statement runs for: the checked context,
+/// or, with none, the nil uuid, which is no tenant's (uuid v7) and routes
+/// to one shard whose policy lets nothing through, as it would everywhere.
+fn tenant_now() -> [u8; 16] {
+    if settings::tenant_id_is_set() {
+        if let Some(t) = context::checked_tenant_id() {
+            return *t.as_bytes();
+        }
+    }
+    [0u8; 16]
+}
+
+/// Gives a parameter-routed statement its `$K`: a copy of its parameters
+/// (values fetched through any fetch hook, as PostgreSQL copies them for a
+/// cursor), at least `k` long, with `$K` the tenant of this execution.  The
+/// statement uses no parameter numbered `k` or more (see [`with_param`]);
+/// numbers between its own and `k` stay unset.
+unsafe fn with_tenant(
+    params: pg_sys::ParamListInfo,
+    k: c_int,
+    tenant: &[u8; 16],
+) -> pg_sys::ParamListInfo {
+    unsafe {
+        let have = if params.is_null() {
+            0
+        } else {
+            (*params).numParams.max(0)
+        };
+        let list = pg_sys::makeParamList(have.max(k));
+        let slots = (*list).params.as_mut_slice((*list).numParams as usize);
+        if have > 0 {
+            let copy = pg_sys::copyParamList(params);
+            let copied = (*copy).params.as_slice(have as usize);
+            slots[..have as usize].copy_from_slice(copied);
+        }
+        for slot in slots.iter_mut().skip(have as usize) {
+            *slot = pg_sys::ParamExternData {
+                value: pg_sys::Datum::from(0usize),
+                isnull: true,
+                pflags: 0,
+                ptype: pg_sys::InvalidOid,
+            };
+        }
+        let bytes = pg_sys::palloc(16) as *mut u8;
+        std::ptr::copy_nonoverlapping(tenant.as_ptr(), bytes, 16);
+        slots[k as usize - 1] = pg_sys::ParamExternData {
+            value: pg_sys::Datum::from(bytes),
+            isnull: false,
+            pflags: pg_sys::PARAM_FLAG_CONST as u16,
+            ptype: pg_sys::UUIDOID,
+        };
+        list
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn start(query: *mut pg_sys::QueryDesc, eflags: c_int) {
+    unsafe {
+        if let Some(Routed::Param(k)) = routed_of((*query).plannedstmt) {
+            // The copy lives as long as the query: in its memory context.
+            let cx = pg_sys::GetMemoryChunkContext(query.cast());
+            let old = pg_sys::MemoryContextSwitchTo(cx);
+            let tenant = tenant_now();
+            (*query).params = with_tenant((*query).params, k, &tenant);
+            pg_sys::MemoryContextSwitchTo(old);
+        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| match PREV_START {
+            Some(prev) => prev(query, eflags),
+            None => pg_sys::standard_ExecutorStart(query, eflags),
+        })
     }
 }
 
@@ -540,22 +834,38 @@ unsafe extern "C-unwind" fn run(
 }
 
 /// Refuses a routed plan whose first run comes under another tenant than
-/// it was planned for: plans the plan cache keeps are re-planned instead
-/// (see [`context_assigned`]), so this is the statement planned before an
-/// earlier one changed the context (a SQL function's body), or a cursor
-/// opened before set_tenant and first read after.  Citus runs a statement's
-/// tasks at its first run, so later reads of a cursor are safe.
+/// it was planned for (Const) or started for (parameter): plans the plan
+/// cache keeps are re-planned instead (see [`context_assigned`]), so this
+/// is a statement planned before an earlier one changed the context (a SQL
+/// function's body), or a cursor opened before set_tenant and first read
+/// after.  Citus runs a statement's tasks at its first run, so later reads
+/// of a cursor are safe.  No context now is safe too: the workers' policy
+/// then lets nothing through.
 unsafe fn check_first_run(query: *mut pg_sys::QueryDesc) {
     unsafe {
         if (*query).already_executed || !settings::tenant_id_is_set() {
             return;
         }
-        let Some(planned) = routed_tenant((*query).plannedstmt) else {
-            return;
+        let meant = match routed_of((*query).plannedstmt) {
+            None => return,
+            Some(Routed::Const(tenant)) => tenant,
+            Some(Routed::Param(k)) => {
+                let params = (*query).params;
+                if params.is_null() || (*params).numParams < k {
+                    return;
+                }
+                let slot = &(*params).params.as_slice(k as usize)[k as usize - 1];
+                if slot.isnull || slot.ptype != pg_sys::UUIDOID {
+                    return;
+                }
+                let mut t = [0u8; 16];
+                std::ptr::copy_nonoverlapping(slot.value.cast_mut_ptr::<u8>(), t.as_mut_ptr(), 16);
+                t
+            }
         };
-        if validate::parse_pg_uuid(&settings::tenant_id_text()) != Some(planned) {
+        if validate::parse_pg_uuid(&settings::tenant_id_text()) != Some(meant) {
             errors::unsupported("the tenant context changed after this statement was planned")
-                .detail("The statement was routed to the shard of the tenant set when it was planned.")
+                .detail("The statement was routed to the shard of the tenant set when it was planned or opened.")
                 .hint("Set the tenant before the statement: a SQL function's statements are planned before the first one runs, a cursor when it is opened.")
                 .raise();
         }
