@@ -71,15 +71,22 @@ const UUID_EQ: pg_sys::Oid = pg_sys::Oid::from_u32(2972);
 
 /// The hash value of the plan-invalidation item that marks a plan routed
 /// with a Const, under the `pg_proc` cache id (whose items PostgreSQL's plan
-/// cache checks one by one).  Four more items after it carry the tenant's
-/// uuid.  Calling the `pg_proc` callbacks with this value invalidates
-/// exactly these plans; a real function whose hash collided would only
-/// have its dependent plans re-planned too.
+/// cache checks one by one); [`CONST_KIND`] and four items with the
+/// tenant's uuid follow.  Calling the `pg_proc` callbacks with this value
+/// invalidates exactly these plans; a real function whose hash collided
+/// would only have its dependent plans re-planned too.
 const MARKER: u32 = 0x7465_6e61;
+const CONST_KIND: u32 = 0x726f_7501;
 
-/// The marker of a plan routed with the parameter; the item after it
-/// carries the parameter's number.  Never invalidated by tenancy.
+/// The marker of a plan routed with the parameter, never invalidated by
+/// tenancy; [`PARAM_KIND`] and the parameter's number follow.  Two marker
+/// words in a row: a plan of someone else's is not mistaken for a routed
+/// one unless two of its functions' hashes collide with them, in order.
 const PARAM_MARKER: u32 = 0x7465_6e62;
+const PARAM_KIND: u32 = 0x726f_7502;
+
+/// PostgreSQL's limit on a statement's parameters (the protocol's 16 bits).
+const MAX_PARAMS: c_int = 65535;
 
 /// What a routed plan was given.
 #[derive(Clone, Copy)]
@@ -555,7 +562,7 @@ unsafe fn with_param(
             (&mut highest as *mut c_int).cast(),
             0,
         );
-        let k = highest.checked_add(1)?;
+        let k = highest.checked_add(1).filter(|k| *k <= MAX_PARAMS)?;
         let param = pg_sys::palloc0(std::mem::size_of::<pg_sys::Param>()) as *mut pg_sys::Param;
         (*param).xpr.type_ = pg_sys::NodeTag::T_Param;
         (*param).paramkind = pg_sys::ParamKind::PARAM_EXTERN;
@@ -642,7 +649,7 @@ unsafe fn inval_item(hash: u32) -> *mut pg_sys::PlanInvalItem {
 /// [`MARKER`] and the tenant's uuid in four items.
 unsafe fn mark(stmt: *mut pg_sys::PlannedStmt, routed: Routed) {
     let words: Vec<u32> = match routed {
-        Routed::Param(k) => vec![PARAM_MARKER, k as u32],
+        Routed::Param(k) => vec![PARAM_MARKER, PARAM_KIND, k as u32],
         Routed::Const(tenant) => {
             if ROUTED_FOR.get().is_some_and(|t| t != tenant) {
                 // Cannot happen (the assign hook invalidated when the
@@ -650,7 +657,7 @@ unsafe fn mark(stmt: *mut pg_sys::PlannedStmt, routed: Routed) {
                 invalidate();
             }
             ROUTED_FOR.set(Some(tenant));
-            let mut w = vec![MARKER];
+            let mut w = vec![MARKER, CONST_KIND];
             w.extend(
                 tenant
                     .chunks_exact(4)
@@ -678,21 +685,26 @@ unsafe fn routed_of(stmt: *mut pg_sys::PlannedStmt) -> Option<Routed> {
         let n = list_len(items);
         let item =
             |i: usize| &*(pg_sys::list_nth(items, i as c_int) as *const pg_sys::PlanInvalItem);
-        let ours = |i: usize, marker: u32, after: usize| {
-            let it = item(i);
-            it.cacheId == pg_sys::SysCacheIdentifier::PROCOID as c_int
-                && it.hashValue == marker
-                && i + after < n
+        let ours = |i: usize, marker: u32, kind: u32, after: usize| {
+            i + 1 + after < n
+                && [i, i + 1]
+                    .iter()
+                    .all(|&j| item(j).cacheId == pg_sys::SysCacheIdentifier::PROCOID as c_int)
+                && item(i).hashValue == marker
+                && item(i + 1).hashValue == kind
         };
         for i in 0..n {
-            if ours(i, PARAM_MARKER, 1) {
-                return Some(Routed::Param(item(i + 1).hashValue as c_int));
+            if ours(i, PARAM_MARKER, PARAM_KIND, 1) {
+                let k = item(i + 2).hashValue;
+                return (1..=MAX_PARAMS as u32)
+                    .contains(&k)
+                    .then_some(Routed::Param(k as c_int));
             }
-            if ours(i, MARKER, 4) {
+            if ours(i, MARKER, CONST_KIND, 4) {
                 let mut tenant = [0u8; 16];
                 for w in 0..4 {
                     tenant[w * 4..w * 4 + 4]
-                        .copy_from_slice(&item(i + 1 + w).hashValue.to_be_bytes());
+                        .copy_from_slice(&item(i + 2 + w).hashValue.to_be_bytes());
                 }
                 return Some(Routed::Const(tenant));
             }
