@@ -249,16 +249,32 @@ check_hook!(check_tenant_column, "tenancy.tenant_column", |v| {
     }
 });
 
+thread_local! {
+    /// What runs at every change of the context: the Citus router's plan
+    /// invalidation (src/citus/routing.rs), which registers it, since this
+    /// layer calls none above it.
+    static ON_CONTEXT_CHANGE: std::cell::Cell<Option<fn(&str)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Registers what runs at every change of `tenancy.tenant_id`; it must not
+/// raise (it runs during transaction abort too).
+pub fn on_context_change(f: fn(&str)) {
+    ON_CONTEXT_CHANGE.set(Some(f));
+}
+
 /// Every change of the context, however made (set_tenant, SET, RESET,
 /// and the restores of COMMIT, ROLLBACK and ROLLBACK TO SAVEPOINT), comes
 /// through here: plans the Citus router built for another tenant must be
-/// re-planned (src/citus/routing.rs).  Runs during transaction abort too,
-/// so it must not raise: it only compares and flips plan validity flags.
+/// re-planned.  Runs during transaction abort too, so what it calls only
+/// compares and flips plan validity flags.
 #[pg_guard]
 unsafe extern "C-unwind" fn assign_tenant_id(
     newval: *const std::ffi::c_char,
     _extra: *mut std::ffi::c_void,
 ) {
+    let Some(f) = ON_CONTEXT_CHANGE.get() else {
+        return;
+    };
     let value = if newval.is_null() {
         ""
     } else {
@@ -266,7 +282,7 @@ unsafe extern "C-unwind" fn assign_tenant_id(
             .to_str()
             .unwrap_or("\u{fffd}")
     };
-    crate::citus::routing::context_assigned(value);
+    f(value);
 }
 
 pub fn init() {

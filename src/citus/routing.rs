@@ -59,10 +59,10 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::context;
 use crate::base::errors;
 use crate::base::settings;
 use crate::base::validate;
+use crate::context;
 
 /// `uuid = uuid` (`pg_catalog.uuid_eq`), a pinned OID the same in every
 /// PostgreSQL version; what enable_rls's policy writes as
@@ -220,6 +220,7 @@ pub fn init() {
     if !super::loaded() {
         return;
     }
+    settings::on_context_change(context_assigned);
     unsafe {
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(plan);
