@@ -10,6 +10,9 @@
 # switches inside a transaction and across, clear_tenant, savepoints, a
 # hand-set GUC, a SQL function body, a cursor).
 set -euo pipefail
+# Only errors reach the output parsed below (Citus relays workers' warnings,
+# e.g. about its maintenance workers when the cluster holds many databases).
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=error"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 app() { psql -X -q -At -v ON_ERROR_STOP=1 -U app "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
