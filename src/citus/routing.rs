@@ -115,17 +115,28 @@ thread_local! {
     /// `tenancy.current_tenant_id()`'s OID and its `pg_proc` cache hash,
     /// forgotten when that row changes (DROP EXTENSION, upgrades).
     static POLICY_FUNCTION: Cell<Option<(pg_sys::Oid, u32)>> = const { Cell::new(None) };
-    /// Per relation, the column Citus hash-distributes it by (None: not a
-    /// hash-distributed table), from `pg_dist_partition`; forgotten at the
-    /// relation's relcache invalidation, which Citus sends whenever it
-    /// changes a table's metadata.
-    static DIST_COLUMN: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Option<pg_sys::AttrNumber>>> =
+    /// Per relation, what Citus makes of it, from `pg_dist_partition`;
+    /// forgotten at the relation's relcache invalidation, which Citus sends
+    /// whenever it changes a table's metadata.
+    static DIST: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Dist>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A relation as Citus sees it.
+#[derive(Clone, Copy, PartialEq)]
+enum Dist {
+    /// Not a Citus table: a local table, or a shard (on a worker).
+    Local,
+    /// A Citus table not hash-distributed by a column (reference, single
+    /// shard, append or range).
+    Other,
+    /// Hash-distributed by this column.
+    Hash(pg_sys::AttrNumber),
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    DIST_COLUMN.with(|m| {
+    DIST.with(|m| {
         let mut m = m.borrow_mut();
         if relid == pg_sys::InvalidOid {
             m.clear();
@@ -135,25 +146,25 @@ unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::
     });
 }
 
-/// The column Citus hash-distributes `relid` by, read from
-/// `pg_dist_partition` by index (a catalog read, no SQL).
-fn dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
-    if let Some(known) = DIST_COLUMN.with(|m| m.borrow().get(&relid).copied()) {
+/// What Citus makes of `relid`, read from `pg_dist_partition` by index
+/// (a catalog read, no SQL) and remembered.
+fn dist(relid: pg_sys::Oid) -> Dist {
+    if let Some(known) = DIST.with(|m| m.borrow().get(&relid).copied()) {
         return known;
     }
-    let found = unsafe { read_dist_column(relid) };
-    DIST_COLUMN.with(|m| m.borrow_mut().insert(relid, found));
+    let found = unsafe { read_dist(relid) };
+    DIST.with(|m| m.borrow_mut().insert(relid, found));
     found
 }
 
-unsafe fn read_dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
+unsafe fn read_dist(relid: pg_sys::Oid) -> Dist {
     unsafe {
         let catalog = pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
         let table = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog);
         let index =
             pg_sys::get_relname_relid(c"pg_dist_partition_logical_relid_index".as_ptr(), catalog);
         if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
-            return None;
+            return Dist::Local;
         }
         let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
@@ -167,8 +178,9 @@ unsafe fn read_dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
         );
         let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
         let tuple = pg_sys::systable_getnext(scan);
-        let mut column = None;
+        let mut found = Dist::Local;
         if !tuple.is_null() {
+            found = Dist::Other;
             let desc = (*rel).rd_att;
             let mut null = false;
             // partmethod "char" (2), partkey text (3): the Var of the
@@ -177,18 +189,22 @@ unsafe fn read_dist_column(relid: pg_sys::Oid) -> Option<pg_sys::AttrNumber> {
             if !null && method.value() as u8 == b'h' {
                 let key = pg_sys::heap_getattr(tuple, 3, desc, &mut null);
                 if !null {
-                    let text = pgrx::text_to_rust_str(key.cast_mut_ptr()).unwrap_or_default();
-                    column = text
-                        .split(":varattno ")
-                        .nth(1)
+                    let text = pg_sys::text_to_cstring(key.cast_mut_ptr());
+                    let column = std::ffi::CStr::from_ptr(text)
+                        .to_str()
+                        .ok()
+                        .and_then(|t| t.split(":varattno ").nth(1))
                         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                         .and_then(|n| n.parse::<pg_sys::AttrNumber>().ok());
+                    if let Some(c) = column {
+                        found = Dist::Hash(c);
+                    }
                 }
             }
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        column
+        found
     }
 }
 
@@ -379,6 +395,12 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, cx: *mut c_void) -> 
 unsafe fn visit(rte: *mut pg_sys::RangeTblEntry, walk: &mut Walk) {
     unsafe {
         let quals = (*rte).securityQuals;
+        // Only Citus tables are pruned: on a local table (or a shard, on a
+        // worker) the Const would repeat the policy and tie the plan to the
+        // tenant for nothing.
+        if list_len(quals) == 0 || dist((*rte).relid) == Dist::Local {
+            return;
+        }
         for i in 0..list_len(quals) {
             let qual: *mut pg_sys::Node = pg_sys::list_nth(quals, i as c_int).cast();
             let Some((op, var)) = policy_var(qual, walk.function) else {
@@ -525,7 +547,7 @@ unsafe fn one_table(
         // hash-distributed by the policy's column (its router planner
         // prunes on Consts, not parameters, and refuses a parameter it has
         // no value for): else the Const, like a join.
-        if !fast_path_enabled() || dist_column((*rte).relid) != Some((*var).varattno) {
+        if !fast_path_enabled() || dist((*rte).relid) != Dist::Hash((*var).varattno) {
             return None;
         }
         let user_quals = (*q.jointree).quals;
