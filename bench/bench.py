@@ -98,6 +98,28 @@ class Cluster:
             return tps, latencies
 
 
+class CitusCluster(Cluster):
+    """A coordinator and two workers (scripts/citus-cluster.sh) on ports
+    PORT..PORT+2; every statement goes to the coordinator."""
+
+    def __init__(self, directory, port, db):
+        super().__init__(directory, port)
+        self.db = db
+
+    def start(self):
+        subprocess.run([os.path.join(ROOT, "scripts/citus-cluster.sh"), "start", self.dir, str(self.port), self.db],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run([os.path.join(ROOT, "scripts/citus-cluster.sh"), "stop", self.dir],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def env(self, user="postgres"):
+        e = super().env(user)
+        e["PGHOST"] = os.path.join(self.dir, "coordinator")
+        return e
+
+
 def interleave(rounds, run_a, run_b):
     """A B A B ...: returns the mean of each side."""
     a, b = [], []
@@ -131,8 +153,9 @@ class Bench:
         return interleave(self.rounds, lambda: self.c.pgbench(a[0], a[1], clients, self.seconds, user=user)[0],
                           lambda: self.c.pgbench(b[0], b[1], clients, self.seconds, user=user)[0])
 
-    def add(self, op, a, b, unit, target, plan, ok=None):
-        ratio = a / b if unit.endswith("/s") else (b / a if a else float("inf"))
+    def add(self, op, a, b, unit, target, plan, ok=None, ratio=None):
+        if ratio is None:
+            ratio = a / b if unit.endswith("/s") else (b / a if a else float("inf"))
         if ok is None:
             ok = ratio >= target
         self.rows.append(dict(op=op, a=a, b=b, unit=unit, ratio=ratio, target=target, plan=plan, ok=ok))
@@ -555,6 +578,85 @@ END $do$;
                           f"({'flat' if after - before < 256 * 1024 else 'GREW'}: {after - before:+,} bytes).")
         self.memory_flat = after - before < 256 * 1024
 
+    def citus_routing(self):
+        """SPEC §8: set_tenant(…, true) + a read of a distributed RLS table,
+        routed to the tenant's shard by tenancy (src/citus/routing.rs),
+        against the hand-written routed query (`WHERE tenant_id = $1` after
+        looking the tenant up), on a coordinator and two workers."""
+        db = self.c.db
+        n = 100 if self.smoke else 1000
+        self.c.psql(db, f"""
+            CREATE EXTENSION tenancy;
+            INSERT INTO tenancy.tenants (identifier, name, isolation, status, created_at)
+            SELECT 'tenant-' || i, 'Tenant number ' || i, 'rls',
+                   (CASE WHEN i % 10 = 0 THEN 'suspended' ELSE 'active' END)::tenancy.tenant_status,
+                   now() - (i || ' seconds')::interval
+              FROM generate_series(1, {n}) i;
+            CREATE ROLE bench_app LOGIN;
+            CREATE ROLE bench_fanout LOGIN;
+            CREATE TABLE items (id bigserial, tenant_id uuid NOT NULL, amount int NOT NULL, PRIMARY KEY (tenant_id, id));
+            SELECT create_distributed_table('items', 'tenant_id');
+            SELECT tenancy.enable_rls('items');
+            CREATE TABLE items_plain (id bigserial, tenant_id uuid NOT NULL, amount int NOT NULL, PRIMARY KEY (tenant_id, id));
+            SELECT create_distributed_table('items_plain', 'tenant_id', colocate_with => 'items');
+            INSERT INTO items (tenant_id, amount) SELECT t.id, g FROM tenancy.tenants t, generate_series(1, 100) g;
+            INSERT INTO items_plain SELECT * FROM items;
+            GRANT SELECT ON items, items_plain, tenancy.tenants TO bench_app, bench_fanout;
+            SELECT tenancy.grant_all_tenants('bench_app');
+            SELECT tenancy.grant_all_tenants('bench_fanout');
+            ALTER ROLE bench_fanout SET tenancy.citus_routing = off;
+            VACUUM ANALYZE items, items_plain, tenancy.tenants;""")
+        pick = f"\\set b random(0, {n // 10 - 1})\n\\set o random(1, 9)\n\\set i :b * 10 + :o\n"
+        a = pick + ("BEGIN;\nSELECT tenancy.set_tenant('tenant-' || :i, true);\n"
+                    "SELECT count(*), sum(amount) FROM items;\nCOMMIT;\n")
+        b = pick + ("BEGIN;\nSELECT id AS tid FROM tenancy.tenants WHERE identifier = 'tenant-' || :i \\gset\n"
+                    "SELECT count(*), sum(amount) FROM items_plain WHERE tenant_id = :tid;\nCOMMIT;\n")
+        # This machine is shared: a round's two sides run back to back, so
+        # the median of the rounds' ratios is what a load spike moves least.
+        rounds = self.rounds * 2
+
+        def pair(sa, sb, user="bench_app"):
+            ra, rb = [], []
+            for _ in range(rounds):
+                ra.append(self.c.pgbench(db, sa, 4, self.seconds, user=user)[0])
+                rb.append(self.c.pgbench(db, sb, 4, self.seconds, user=user)[0])
+            return statistics.mean(ra), statistics.mean(rb), statistics.median(x / y for x, y in zip(ra, rb))
+
+        ta, tb, ratio = pair(a, b)
+
+        def tasks(user, sql):
+            plan = self.c.psql(db, f"BEGIN; SELECT 1 FROM tenancy.set_tenant('tenant-1', true) \\g /dev/null\n"
+                                   f"EXPLAIN (COSTS OFF) {sql}; COMMIT;", user=user)
+            m = re.search(r"Task Count: (\d+)", plan)
+            return m.group(1) if m else "?"
+        tid = self.c.psql(db, "SELECT id FROM tenancy.tenants WHERE identifier = 'tenant-1'")
+        routed, by_hand = tasks("bench_app", "SELECT count(*) FROM items"), tasks("bench_app", f"SELECT count(*) FROM items_plain WHERE tenant_id = '{tid}'")
+        self.add(f"Citus: `set_tenant(…, true)` + read of a distributed RLS table ({n:,} tenants × 100 rows; "
+                 "by hand: the tenant looked up, `WHERE tenant_id = $1` on a table without RLS)", ta, tb, "tx/s", 0.9,
+                 f"Task Count {routed} / {by_hand}", ratio=ratio)
+        # Routing alone: the same RLS table and set_tenant on both sides, the
+        # hand-written side naming the tenant itself (which tenancy then
+        # leaves to Citus).
+        c = pick + ("BEGIN;\nSELECT id AS tid FROM tenancy.set_tenant('tenant-' || :i, true) \\gset\n"
+                    "SELECT count(*), sum(amount) FROM items WHERE tenant_id = :tid;\nCOMMIT;\n")
+        ta2, tc, ratio = pair(a, c)
+        self.add("… against the same with the tenant written by hand (`set_tenant`, then `WHERE tenant_id = $1` "
+                 "on the RLS table): routing alone", ta2, tc, "tx/s", "context", f"Task Count {routed} / {by_hand}",
+                 ok=True, ratio=ratio)
+        # One tenant in every transaction: the routed plan stays valid (it
+        # is re-planned only when the context moves to another tenant), so
+        # this is the pair without the re-plan.
+        a1 = ("BEGIN;\nSELECT tenancy.set_tenant('tenant-1', true);\n"
+              "SELECT count(*), sum(amount) FROM items;\nCOMMIT;\n")
+        t1, tb1, ratio = pair(a1, b)
+        self.add("… one tenant in every transaction (one worker)", t1, tb1, "tx/s", "context",
+                 f"Task Count {routed} / {by_hand}", ok=True, ratio=ratio)
+        # The same with routing off: what Citus does with the policy alone.
+        tc, tb2, ratio = pair(a, b, user="bench_fanout")
+        fanout = tasks("bench_fanout", "SELECT count(*) FROM items")
+        self.add("… the same with `tenancy.citus_routing = off` (every shard; the policy alone)", tc, tb2, "tx/s",
+                 "context", f"Task Count {fanout} / {by_hand}", ok=True, ratio=ratio)
+
     # -- report --------------------------------------------------------------
 
     def table(self):
@@ -587,7 +689,11 @@ def main():
     ap.add_argument("--dir", default="/tmp/tenancy-bench")
     ap.add_argument("--port", type=int, default=28818)
     ap.add_argument("--only", default="", help="comma-separated pair names")
+    ap.add_argument("--citus", action="store_true",
+                    help="the Citus pairs, on a coordinator and two workers (ports PORT..PORT+2); writes bench/RESULTS-citus.md")
     args = ap.parse_args()
+    if args.citus:
+        return main_citus(args)
 
     cluster = Cluster(args.dir, args.port)
     cluster.stop()
@@ -623,6 +729,35 @@ def main():
     print("\n" + text)
     if not args.smoke and not args.only:  # a partial run never replaces the full table
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+            f.write(text)
+    return 0
+
+
+def main_citus(args):
+    cluster = CitusCluster(args.dir + "-citus", args.port, "bench_citus")
+    cluster.stop()
+    shutil.rmtree(cluster.dir, ignore_errors=True)
+    cluster.start()
+    bench = Bench(cluster, args.smoke)
+    started = time.time()
+    try:
+        citus = cluster.psql(cluster.db, "SELECT extversion FROM pg_extension WHERE extname = 'citus'")
+        print("== citus_routing", flush=True)
+        bench.citus_routing()
+    finally:
+        cluster.stop()
+    report = ["# Benchmark results: Citus\n",
+              f"Run on {datetime.date.today().isoformat()}, {machine()}, Citus {citus}"
+              f"{' (smoke)' if args.smoke else ''}: a coordinator and two workers on this machine "
+              "(scripts/citus-cluster.sh, 32 shards).",
+              f"Each pair interleaved A B A B ({bench.rounds * 2} rounds of {bench.seconds} s), pgbench -M prepared, "
+              f"4 clients; the ratio is the median of the rounds' ratios, the rates are means; fsync off. "
+              f"Total {time.time() - started:.0f} s. Command: `bench/run.sh citus`.\n",
+              bench.table(), ""]
+    text = "\n".join(report) + "\n"
+    print("\n" + text)
+    if not args.smoke:
+        with open(os.path.join(ROOT, "bench", "RESULTS-citus.md"), "w") as f:
             f.write(text)
     return 0
 

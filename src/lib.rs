@@ -61,6 +61,7 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    citus::routing::init();
     base::settings::init();
     context::init();
     catalog::direct::init();

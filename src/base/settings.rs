@@ -50,6 +50,17 @@ pub fn tenant_id_text() -> String {
     guc_string(&TENANT_ID)
 }
 
+/// Whether `tenancy.tenant_id` is non-empty, without copying it (the
+/// Citus router's planner hook asks this of every statement).
+pub fn tenant_id_is_set() -> bool {
+    // SAFETY: the GUC machinery keeps the variable a valid C string (or
+    // null) for as long as the setting exists, i.e. the whole backend.
+    unsafe {
+        let p = *TENANT_ID.as_ptr();
+        !p.is_null() && *p != 0
+    }
+}
+
 pub fn soft_delete() -> bool {
     SOFT_DELETE.get()
 }
@@ -238,6 +249,42 @@ check_hook!(check_tenant_column, "tenancy.tenant_column", |v| {
     }
 });
 
+thread_local! {
+    /// What runs at every change of the context: the Citus router's plan
+    /// invalidation (src/citus/routing.rs), which registers it, since this
+    /// layer calls none above it.
+    static ON_CONTEXT_CHANGE: std::cell::Cell<Option<fn(&str)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Registers what runs at every change of `tenancy.tenant_id`; it must not
+/// raise (it runs during transaction abort too).
+pub fn on_context_change(f: fn(&str)) {
+    ON_CONTEXT_CHANGE.set(Some(f));
+}
+
+/// Every change of the context, however made (set_tenant, SET, RESET,
+/// and the restores of COMMIT, ROLLBACK and ROLLBACK TO SAVEPOINT), comes
+/// through here: plans the Citus router built for another tenant must be
+/// re-planned.  Runs during transaction abort too, so what it calls only
+/// compares and flips plan validity flags.
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_tenant_id(
+    newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    let Some(f) = ON_CONTEXT_CHANGE.get() else {
+        return;
+    };
+    let value = if newval.is_null() {
+        ""
+    } else {
+        unsafe { CStr::from_ptr(newval) }
+            .to_str()
+            .unwrap_or("\u{fffd}")
+    };
+    f(value);
+}
+
 pub fn init() {
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -248,7 +295,7 @@ pub fn init() {
             GucContext::Userset,
             GucFlags::default(),
             Some(check_tenant_id),
-            None,
+            Some(assign_tenant_id),
             None,
         );
         GucRegistry::define_string_guc_with_hooks(

@@ -18,6 +18,7 @@ use pgrx::pg_sys;
 use crate::base::db;
 
 pub mod nodes;
+pub mod routing;
 pub mod schemas;
 pub mod setup;
 

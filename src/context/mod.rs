@@ -157,6 +157,13 @@ pub fn current(role: pg_sys::Oid) -> Option<Tenant> {
 /// `(SELECT tenancy.current_tenant_id())` evaluates it once per statement.
 #[pg_extern(stable, parallel_safe, requires = ["isolation_catalog"])]
 fn current_tenant_id() -> Option<pgrx::Uuid> {
+    checked_tenant_id()
+}
+
+/// What `current_tenant_id()` returns right now, with the same checks,
+/// errors and memo: the Citus router (`citus::routing`) plans with the
+/// value the policy will compute.
+pub fn checked_tenant_id() -> Option<pgrx::Uuid> {
     let text = settings::tenant_id_text();
     if text.is_empty() {
         return None;
