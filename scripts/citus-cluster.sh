@@ -22,7 +22,8 @@ case "$cmd" in
     # coordinator with workers needs a few more connections than one node.
     export PG_CONF_EXTRA="shared_preload_libraries = 'citus'
 max_prepared_transactions = 50
-citus.log_remote_commands = off"
+citus.log_remote_commands = off
+max_worker_processes = 32"
     for i in 0 1 2; do
       "$here/pg-cluster.sh" start "$dir/${nodes[$i]}" $((port + i)) >/dev/null
     done
