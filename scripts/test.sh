@@ -167,6 +167,15 @@ if { [ "$only" = all ] || [ "$only" = bench ]; } && [ -x bench/run.sh ]; then
   else
     tail -40 "$work/bench.log"; count bench-smoke 0 1
   fi
+  # The Citus pair (a coordinator and two workers on 28890-28892), where Citus is installed.
+  if [ -f "$($PG_CONFIG --pkglibdir)/citus.so" ]; then
+    echo "== benchmark smoke run on Citus"
+    if bench/run.sh citus --smoke --port 28890 > "$work/bench-citus.log" 2>&1; then
+      tail -8 "$work/bench-citus.log"; count bench-citus-smoke 1 0
+    else
+      tail -40 "$work/bench-citus.log"; count bench-citus-smoke 0 1
+    fi
+  fi
 fi
 
 if [ "$only" = all ] || [ "$only" = features ]; then
