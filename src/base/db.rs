@@ -135,20 +135,7 @@ fn run<R>(
             Some(key) => plan_for(key, args),
             None => prepare(sql, args, false),
         };
-        let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
-        let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());
-        for a in args {
-            match a.datum() {
-                Some(d) => {
-                    values.push(d.sans_lifetime());
-                    nulls.push(b' ' as std::ffi::c_char);
-                }
-                None => {
-                    values.push(pg_sys::Datum::from(0usize));
-                    nulls.push(b'n' as std::ffi::c_char);
-                }
-            }
-        }
+        let (mut values, nulls) = spi_args(args);
         let read_only = match mode {
             Mode::Read => true,
             Mode::Write => false,
@@ -233,15 +220,10 @@ pub fn lock_tenant(
     tenant: pgrx::Uuid,
     wait: bool,
 ) -> bool {
-    let key = crate::base::validate::tenant_lock_key(purpose, tenant.as_bytes()) as u64;
-    let tag = pg_sys::LOCKTAG {
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: (key >> 32) as u32,
-        locktag_field3: key as u32,
-        locktag_field4: purpose as u32 as u16,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
-        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-    };
+    let tag = userlock_tag(
+        purpose,
+        crate::base::validate::tenant_lock_key(purpose, tenant.as_bytes()),
+    );
     // SAFETY: a filled-in tag; a transaction-level lock, released at the
     // end of the (sub)transaction as an advisory xact lock would be.
     let got = unsafe {
@@ -306,15 +288,10 @@ pub fn subtransaction(f: impl FnOnce()) -> Result<(), (pgrx::PgSqlErrorCode, Str
 /// [`lock_tenant`]: no SQL function can take or hold one.
 pub fn take_request_slot(tenant: pgrx::Uuid, slots: u32) -> bool {
     let tag = |slot: u32| {
-        let key = crate::base::validate::tenant_slot_key(tenant.as_bytes(), slot) as u64;
-        pg_sys::LOCKTAG {
-            locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-            locktag_field2: (key >> 32) as u32,
-            locktag_field3: key as u32,
-            locktag_field4: crate::base::validate::LockPurpose::Request as u32 as u16,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
-            locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-        }
+        userlock_tag(
+            crate::base::validate::LockPurpose::Request,
+            crate::base::validate::tenant_slot_key(tenant.as_bytes(), slot),
+        )
     };
     let mode = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
     // SAFETY: filled-in tags; transaction-level locks, released at the end
@@ -331,5 +308,30 @@ pub fn take_request_slot(tenant: pgrx::Uuid, slots: u32) -> bool {
             pg_sys::LockAcquire(&tag(i), mode, false, true)
                 != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
         })
+    }
+}
+
+/// Arguments as SPI takes them: their values, and ' ' or 'n' for each.
+pub fn spi_args(args: &[DatumWithOid]) -> (Vec<pg_sys::Datum>, Vec<std::ffi::c_char>) {
+    args.iter()
+        .map(|a| match a.datum() {
+            Some(d) => (d.sans_lifetime(), b' ' as std::ffi::c_char),
+            None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
+        })
+        .unzip()
+}
+
+/// The tag of tenancy's lock `key` of `purpose` in this database: a lock of
+/// the lock manager's "userlock" kind, which no SQL function takes (see
+/// [`lock_tenant`]).
+pub fn userlock_tag(purpose: crate::base::validate::LockPurpose, key: i64) -> pg_sys::LOCKTAG {
+    let key = key as u64;
+    pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: (key >> 32) as u32,
+        locktag_field3: key as u32,
+        locktag_field4: purpose as u32 as u16,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
     }
 }

@@ -14,15 +14,10 @@ use crate::catalog::tenants::{self, Tenant};
 
 fn placement_tag(tenant: pgrx::Uuid) -> pg_sys::LOCKTAG {
     let purpose = validate::LockPurpose::Placement;
-    let key = validate::tenant_lock_key(purpose, tenant.as_bytes()) as u64;
-    pg_sys::LOCKTAG {
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: (key >> 32) as u32,
-        locktag_field3: key as u32,
-        locktag_field4: purpose as u32 as u16,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
-        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-    }
+    crate::base::db::userlock_tag(
+        purpose,
+        validate::tenant_lock_key(purpose, tenant.as_bytes()),
+    )
 }
 
 /// What a request learned when it took its share of the placement lock.

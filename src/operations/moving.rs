@@ -207,20 +207,7 @@ fn execute_counted(sql: &str, args: &[DatumWithOid]) -> i64 {
         .unwrap_or_else(|_| errors::invalid("SQL text must not contain NUL bytes").raise());
     Spi::connect(|_client| unsafe {
         let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
-        let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
-        let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(args.len());
-        for a in args {
-            match a.datum() {
-                Some(d) => {
-                    values.push(d.sans_lifetime());
-                    nulls.push(b' ' as std::ffi::c_char);
-                }
-                None => {
-                    values.push(pg_sys::Datum::from(0usize));
-                    nulls.push(b'n' as std::ffi::c_char);
-                }
-            }
-        }
+        let (mut values, nulls) = db::spi_args(args);
         let rc = pg_sys::SPI_execute_with_args(
             text.as_ptr(),
             args.len() as i32,
