@@ -15,6 +15,7 @@ LAYERS = {
     "base": 0, "citus::nodes": 0,
     "catalog": 1, "citus": 1,
     "context": 2, "citus::schemas": 2,
+    "observability": 2.5,  # above context, below isolation: nothing imports it
     "isolation": 3,
     "lifecycle": 4,
     "operations": 5,

@@ -6,6 +6,7 @@
 #   4. the isolation specs (concurrent sessions)              tests/isolation
 #      and fault injection (killed backends)                  tests/faults
 #      tenancy on a Citus cluster (skipped without Citus)     tests/citus
+#      live statistics, on a server with tenancy preloaded    tests/observability
 #   5. client examples (Python, Node, Rust), Python store     examples/*/test.sh, clients/python/test.sh
 #      every SQL example of README.md and docs/*.md, as written  tests/docs/run.py
 #      the benchmark in smoke mode (so it cannot rot)         bench/run.sh --smoke
@@ -79,7 +80,7 @@ if [ "$only" = all ] || [ "$only" = pgtest ]; then
 fi
 
 # The suites below run against the normal (non-test) build of the extension.
-if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = citus ] || [ "$only" = examples ] || [ "$only" = docs ] || [ "$only" = bench ]; then
+if [ "$only" = all ] || [ "$only" = regress ] || [ "$only" = isolation ] || [ "$only" = faults ] || [ "$only" = citus ] || [ "$only" = observability ] || [ "$only" = examples ] || [ "$only" = docs ] || [ "$only" = bench ]; then
   echo "== installing the extension into PostgreSQL 15"
   if ! cargo pgrx install --pg-config "$PG_CONFIG" > "$work/install.log" 2>&1; then
     tail -30 "$work/install.log"; count install 0 1
@@ -134,6 +135,12 @@ if [ "$only" = all ] || [ "$only" = citus ]; then
   else
     tally citus "$work/citus.log"
   fi
+fi
+
+if [ "$only" = all ] || [ "$only" = observability ]; then
+  echo "== live statistics (two servers of its own: tenancy preloaded and not)"
+  PG_BIN=$PG_BIN bash tests/observability/run.sh "$work/observability" $((port + 96)) | tee "$work/observability.log"
+  tally observability "$work/observability.log"
 fi
 
 if [ "$only" = all ] || [ "$only" = examples ]; then

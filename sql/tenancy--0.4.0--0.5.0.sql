@@ -251,6 +251,38 @@ REVOKE ALL ON TABLE tenancy.tenant_settings FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.set_tenant_setting(uuid, text, text), tenancy.reset_tenant_setting(uuid, text),
     tenancy.tenant_usage(uuid) FROM PUBLIC;
 
+-- Live statistics (SPEC §10): the functions, then sql/observability.sql.
+CREATE FUNCTION tenancy."tenant_stats_rows"() RETURNS TABLE ("tenant_id" uuid, "statements" bigint, "rows" bigint,
+    "total_time_ms" double precision, "last_statement_at" timestamp with time zone)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_stats_rows_wrapper';
+CREATE FUNCTION tenancy."tenant_activity_rows"() RETURNS TABLE ("pid" int, "tenant_id" uuid, "since" timestamp with time zone)
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_activity_rows_wrapper';
+CREATE FUNCTION tenancy."reset_tenant_stats"() RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'reset_tenant_stats_wrapper';
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats_rows(), tenancy.tenant_activity_rows(), tenancy.reset_tenant_stats() FROM PUBLIC;
+CREATE VIEW tenancy.tenant_stats AS
+SELECT s.tenant_id, t.identifier, s.statements, s.rows, s.total_time_ms, s.last_statement_at
+  FROM tenancy.tenant_stats_rows() s
+  LEFT JOIN tenancy.tenants t ON t.id = s.tenant_id;
+
+COMMENT ON VIEW tenancy.tenant_stats IS
+  'Top-level statements run under each tenant''s context since the last reset_tenant_stats(), for up to tenancy.stats_max_tenants tenants (least recently active evicted). Needs tenancy in shared_preload_libraries.';
+
+-- state and query_start come from pg_stat_get_activity as the reader sees
+-- it: NULL for another role's session unless the reader has
+-- pg_read_all_stats, as in pg_stat_activity.
+CREATE VIEW tenancy.tenant_activity AS
+SELECT a.pid, a.tenant_id, t.identifier, a.since, p.state, p.query_start
+  FROM tenancy.tenant_activity_rows() a
+  LEFT JOIN LATERAL pg_catalog.pg_stat_get_activity(a.pid) p ON true
+  LEFT JOIN tenancy.tenants t ON t.id = a.tenant_id;
+
+COMMENT ON VIEW tenancy.tenant_activity IS
+  'Every backend with a (checked) tenant context now, since when, and its state. Needs tenancy in shared_preload_libraries.';
+
+GRANT SELECT ON tenancy.tenant_stats, tenancy.tenant_activity TO pg_read_all_stats;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_stats_rows(), tenancy.tenant_activity_rows() TO pg_read_all_stats;
+
 -- Guard rails (SPEC §11): sql/doctor.sql from here.
 CREATE FUNCTION tenancy.auto_rls() RETURNS event_trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'auto_rls_wrapper';

@@ -10,6 +10,8 @@
 //!   SQL (`direct`), lookups (`tenants`) and the audit log.
 //! - `context`: the tenant context (`set_tenant`, `current_tenant_id`) and
 //!   the rule of who may act for a tenant (`access`).
+//! - `observability`: what tenants do (SPEC §10): the live statistics in
+//!   shared memory (`stats`), counted for the tenant the context checked.
 //! - `isolation`: row-level security (`rls`), a tenant's schema or database
 //!   (`provision`), the privileges they rest on, and migrations.
 //! - `lifecycle`: creating, changing and deleting tenants, the grant
@@ -37,6 +39,7 @@ mod guard;
 mod integrations;
 mod isolation;
 mod lifecycle;
+mod observability;
 mod operations;
 
 /// The pure rules, public for the unit tests and benches.
@@ -64,6 +67,7 @@ pub extern "C-unwind" fn _PG_init() {
     citus::routing::init();
     base::settings::init();
     context::init();
+    observability::init();
     catalog::direct::init();
     integrations::init();
 }

@@ -35,6 +35,25 @@ pub static TENANT_COLUMN: GucSetting<Option<CString>> =
 
 pub const TENANT_ID_GUC: &CStr = c"tenancy.tenant_id";
 
+/// Live statistics (SPEC §10): how many tenants `tenancy.tenant_stats`
+/// keeps.  Set at server start only: it sizes a table in shared memory.
+pub static STATS_MAX_TENANTS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
+pub fn stats_max_tenants() -> i32 {
+    STATS_MAX_TENANTS.get()
+}
+
+/// Who is told of every new value of `tenancy.tenant_id`, including the
+/// ones PostgreSQL's GUC machinery puts back at the end of a transaction or
+/// a function's SET clause (a layer above registers it: the live
+/// statistics' `tenant_activity`).  Set once, in `_PG_init`, and only when
+/// the library is preloaded; it must never raise (assign hooks cannot fail).
+static TENANT_ID_OBSERVER: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+pub fn observe_tenant_id(observer: fn(&str)) {
+    let _ = TENANT_ID_OBSERVER.set(observer);
+}
+
 /// Isolation values accepted by `tenancy.default_isolation`.
 pub const DEFAULT_ISOLATION_VALUES: [&str; 4] = ["rls", "schema", "database", "hybrid"];
 
@@ -265,16 +284,18 @@ pub fn on_context_change(f: fn(&str)) {
 /// Every change of the context, however made (set_tenant, SET, RESET,
 /// and the restores of COMMIT, ROLLBACK and ROLLBACK TO SAVEPOINT), comes
 /// through here: plans the Citus router built for another tenant must be
-/// re-planned.  Runs during transaction abort too, so what it calls only
+/// re-planned, and the live statistics' activity slot follows it.  Runs during transaction abort too, so what it calls only
 /// compares and flips plan validity flags.
 #[pg_guard]
 unsafe extern "C-unwind" fn assign_tenant_id(
     newval: *const std::ffi::c_char,
     _extra: *mut std::ffi::c_void,
 ) {
-    let Some(f) = ON_CONTEXT_CHANGE.get() else {
+    let router = ON_CONTEXT_CHANGE.get();
+    let observer = TENANT_ID_OBSERVER.get();
+    if router.is_none() && observer.is_none() {
         return;
-    };
+    }
     let value = if newval.is_null() {
         ""
     } else {
@@ -282,7 +303,12 @@ unsafe extern "C-unwind" fn assign_tenant_id(
             .to_str()
             .unwrap_or("\u{fffd}")
     };
-    f(value);
+    if let Some(f) = router {
+        f(value);
+    }
+    if let Some(f) = observer {
+        f(value);
+    }
 }
 
 pub fn init() {
@@ -365,6 +391,21 @@ pub fn init() {
             Some(check_tenant_column),
             None,
             None,
+        );
+    }
+    // Only while the postmaster preloads the library: PostgreSQL refuses a
+    // PGC_POSTMASTER setting defined later (FATAL), and it means nothing
+    // without the preload (as pg_stat_statements.max).
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_int_guc(
+            c"tenancy.stats_max_tenants",
+            c"Tenants tenancy.tenant_stats keeps counts for; the least recently active is evicted beyond it.",
+            c"Sizes a table in shared memory (about 64 bytes per tenant); needs tenancy in shared_preload_libraries.",
+            &STATS_MAX_TENANTS,
+            1,
+            1_000_000,
+            GucContext::Postmaster,
+            GucFlags::default(),
         );
     }
     GucRegistry::define_bool_guc(

@@ -195,6 +195,15 @@ pub fn checked_tenant_id() -> Option<pgrx::Uuid> {
     Some(id)
 }
 
+/// The tenant the memo holds: one that a check passed for in this
+/// transaction (`set_tenant`, or a `current_tenant_id()` that went to the
+/// catalog), whatever the key.  For the live statistics, which count a
+/// statement for the context only once some check passed for it, so that a
+/// uuid set by hand and never checked creates nothing; no catalog read.
+pub fn checked_tenant() -> Option<pgrx::Uuid> {
+    MEMO.with(|m| m.borrow().as_ref().map(|(_, id)| *id))
+}
+
 fn in_parallel_leader() -> bool {
     unsafe { pg_sys::IsInParallelMode() && pg_sys::ParallelWorkerNumber < 0 }
 }
