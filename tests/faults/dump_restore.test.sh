@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A database with rls, schema and database tenants, migrations, ledger,
-# grants, RLS tables and audit rows survives pg_dump -Fc / pg_restore and a
+# grants, per-tenant settings, RLS tables and audit rows survives pg_dump -Fc / pg_restore and a
 # plain-SQL dump / psql restore into fresh databases: every row back, the
 # extension working, set_tenant reaching the same data.
 # A database tenant's own database is dumped with pg_dump -C (so its
@@ -18,6 +18,9 @@ populate_fixture "$src"
 q -d "$src" <<'SQL' >/dev/null
 SELECT tenancy.create_tenant('dump-db-one', 'Database one', isolation => 'database', id => '00000000-0000-7000-8000-000000000004');
 SELECT tenancy.grant_tenant('dump_app', '00000000-0000-7000-8000-000000000004');
+-- Per-tenant settings (SPEC §10) are kept with the catalog.
+SELECT tenancy.set_tenant_setting('00000000-0000-7000-8000-000000000001', 'statement_timeout', '3s');
+SELECT tenancy.set_tenant_setting('00000000-0000-7000-8000-000000000001', 'max_concurrent_requests', '5');
 SQL
 q -d "$dbt" -c "CREATE TABLE ledger (id int PRIMARY KEY, amount numeric)" \
             -c "INSERT INTO ledger SELECT i, i * 1.5 FROM generate_series(1, 100) i" >/dev/null
@@ -27,13 +30,14 @@ dbfp() { # the database tenant: its rows and who may connect
   q -d postgres -c "SELECT has_database_privilege('dump_app', '$1', 'CONNECT'),
                            coalesce((SELECT bool_or(a.grantee = 0) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = '$1'), false)"
 }
-before=$(fingerprint "$src"; q -d "$src" -c "SELECT database_name FROM tenancy.tenants WHERE isolation = 'database'")
+settings() { q -d "$1" -c "SELECT string_agg(format('%s|%s|%s', tenant_id, setting, value), ';' ORDER BY tenant_id, setting) FROM tenancy.tenant_settings"; }
+before=$(fingerprint "$src"; q -d "$src" -c "SELECT database_name FROM tenancy.tenants WHERE isolation = 'database'"; settings "$src")
 dbbefore=$(dbfp "$dbt")
 [ "$dbbefore" = "$(printf '100|7575.0\nt|f')" ] || { echo "unexpected database tenant state: $dbbefore"; exit 1; }
 
 check_restored() { # db
   local db=$1 after
-  after=$(fingerprint "$db"; q -d "$db" -c "SELECT database_name FROM tenancy.tenants WHERE isolation = 'database'")
+  after=$(fingerprint "$db"; q -d "$db" -c "SELECT database_name FROM tenancy.tenants WHERE isolation = 'database'"; settings "$db")
   if [ "$before" != "$after" ]; then
     echo "restored $db differs:"; diff <(echo "$before") <(echo "$after") || true; return 1
   fi
