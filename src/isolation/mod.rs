@@ -6,4 +6,5 @@ pub mod footprint;
 pub mod migrations;
 pub mod privileges;
 pub mod provision;
+pub mod references;
 pub mod rls;

@@ -290,41 +290,31 @@ fn disable_rls(tbl: Option<RegClass>) {
 /// with its owner's rights, never the extension owner's.
 pub fn delete_tenant_rows(tenant: pgrx::Uuid) -> i64 {
     let tables = db::query(
-        // Referencing tables before the tables they reference (a foreign key
-        // between two registered tables would refuse the parent's rows
-        // first): each table's level is the longest chain of registered
-        // tables it references; the deepest go first.
-        "WITH RECURSIVE reg AS (SELECT r.tbl::pg_catalog.oid AS t FROM tenancy.rls_tables r),
-              edges AS (SELECT DISTINCT k.conrelid AS child, k.confrelid AS parent
-                          FROM pg_catalog.pg_constraint k
-                          JOIN reg a ON a.t OPERATOR(pg_catalog.=) k.conrelid
-                          JOIN reg b ON b.t OPERATOR(pg_catalog.=) k.confrelid
-                         WHERE k.contype OPERATOR(pg_catalog.=) 'f' AND k.conrelid OPERATOR(pg_catalog.<>) k.confrelid),
-              lvl(t, level) AS (SELECT reg.t, 0 FROM reg
-                                UNION ALL
-                                SELECT e.child, l.level OPERATOR(pg_catalog.+) 1 FROM lvl l
-                                  JOIN edges e ON e.parent OPERATOR(pg_catalog.=) l.t
-                                 WHERE l.level OPERATOR(pg_catalog.<) 64),
-              depth AS (SELECT lvl.t, pg_catalog.max(lvl.level) AS level FROM lvl GROUP BY lvl.t)
-         SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text, c.relowner
+        "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text, c.relowner
            FROM tenancy.rls_tables r
-           JOIN depth d ON d.t OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'
-          ORDER BY d.level DESC, 1",
+          ORDER BY 2",
         Mode::Write,
         &[],
         |r| {
             (
-                r.must::<String>(1),
+                r.must::<pgrx::pg_sys::Oid>(1),
                 r.must::<String>(2),
-                r.must::<pgrx::pg_sys::Oid>(3),
+                r.must::<String>(3),
+                r.must::<pgrx::pg_sys::Oid>(4),
             )
         },
     );
+    // Referencing tables before the tables they reference: a foreign key
+    // between two registered tables would refuse the parent's rows first.
+    let oids: Vec<pgrx::pg_sys::Oid> = tables.iter().map(|t| t.0).collect();
+    let edges = crate::isolation::references::among(&oids, Mode::Write);
+    let mut ordered = crate::isolation::references::parents_first(tables, |t| t.0, &edges);
+    ordered.reverse();
     let mut total = 0i64;
-    for (table, column, owner) in tables {
+    for (_, table, column, owner) in ordered {
         let sql = format!(
             "WITH d AS (DELETE FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1 RETURNING 1) SELECT pg_catalog.count(*) FROM d",
             quote(&column)

@@ -41,6 +41,7 @@ use crate::base::sqltypes::RegClass;
 use crate::catalog::audit::{self, Event};
 use crate::catalog::isolation;
 use crate::catalog::tenants::{self, Tenant};
+use crate::isolation::references;
 
 /// The `format` and `version` of the export's header line.
 const FORMAT: &str = "tenancy-export";
@@ -208,46 +209,11 @@ fn tenant_tables(t: &Tenant, mode: Mode) -> Vec<Table> {
     for t in &mut tables {
         t.columns = columns.remove(&t.oid).unwrap_or_default();
     }
-    let edges = db::query(
-        "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c
-          WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-            AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])
-            AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])",
-        mode,
-        &[oids.into()],
-        |r| (r.must::<pg_sys::Oid>(1), r.must::<pg_sys::Oid>(2)),
-    );
+    let edges = references::among(&oids, mode);
     for t in &mut tables {
         t.self_referencing = edges.iter().any(|(from, to)| from == to && *from == t.oid);
     }
-    let edges: Vec<_> = edges.into_iter().filter(|(from, to)| from != to).collect();
-    fk_order(tables, &edges)
-}
-
-/// Orders `tables` (given in name order) so that each comes after every
-/// table it references (`edges`: referencing, referenced); ties and the
-/// tables of cycles in name order.
-fn fk_order(tables: Vec<Table>, edges: &[(pg_sys::Oid, pg_sys::Oid)]) -> Vec<Table> {
-    let mut waiting: Vec<Option<Table>> = tables.into_iter().map(Some).collect();
-    let mut placed: HashSet<pg_sys::Oid> = HashSet::new();
-    let mut out = Vec::with_capacity(waiting.len());
-    loop {
-        let next = waiting.iter().position(|t| {
-            t.as_ref().is_some_and(|t| {
-                edges
-                    .iter()
-                    .filter(|(from, _)| *from == t.oid)
-                    .all(|(_, to)| placed.contains(to))
-            })
-        });
-        // A cycle: the first table left, by name, breaks it.
-        let next = next.or_else(|| waiting.iter().position(Option::is_some));
-        let Some(i) = next else { break };
-        let t = waiting[i].take().expect("position found a table");
-        placed.insert(t.oid);
-        out.push(t);
-    }
-    out
+    references::parents_first(tables, |t| t.oid, &edges)
 }
 
 /// The tenant, checked for a data operation: not a database tenant.

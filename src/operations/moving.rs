@@ -45,6 +45,7 @@ use crate::catalog::isolation;
 use crate::catalog::tenants::{self, Tenant};
 use crate::context::placement;
 use crate::isolation::provision;
+use crate::isolation::references;
 use crate::tenant_cols;
 
 fn quote(ident: &str) -> String {
@@ -162,36 +163,8 @@ fn parents_first(
     key: impl Fn(&(Table, Table)) -> pg_sys::Oid,
 ) -> Vec<(Table, Table)> {
     let oids: Vec<pg_sys::Oid> = tables.iter().map(&key).collect();
-    let edges = db::query(
-        "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c
-          WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0
-            AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1) AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)
-            AND c.conrelid OPERATOR(pg_catalog.<>) c.confrelid",
-        Mode::Write,
-        &[oids.clone().into()],
-        |r| (r.must::<pg_sys::Oid>(1), r.must::<pg_sys::Oid>(2)),
-    );
-    let mut left: Vec<(Table, Table)> = tables;
-    let mut done: Vec<pg_sys::Oid> = Vec::new();
-    let mut ordered = Vec::with_capacity(left.len());
-    while !left.is_empty() {
-        // The first table (in name order) whose parents are all placed; in
-        // a cycle, the first table left (PostgreSQL then says which key fails).
-        let ready = left
-            .iter()
-            .position(|t| {
-                let me = key(t);
-                edges
-                    .iter()
-                    .filter(|(child, _)| *child == me)
-                    .all(|(_, parent)| done.contains(parent) || !oids.contains(parent))
-            })
-            .unwrap_or(0);
-        let t = left.remove(ready);
-        done.push(key(&t));
-        ordered.push(t);
-    }
-    ordered
+    let edges = references::among(&oids, Mode::Write);
+    references::parents_first(tables, key, &edges)
 }
 
 fn unsupported_table(message: String, hint: &str) -> ! {
