@@ -43,6 +43,8 @@ struct Candidate {
     partitioned: bool,
     columns: Option<Vec<String>>,
     registered: bool,
+    /// Schema-qualified and quoted, for the count's SQL.
+    qualified: String,
 }
 
 fn candidates(t: &Tenant) -> Vec<Candidate> {
@@ -52,7 +54,8 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
     // schema's.
     db::query(
         "WITH tables AS (
-             SELECT c.oid, c.relkind OPERATOR(pg_catalog.=) 'p' AS partitioned, c.relnamespace
+             SELECT c.oid, c.relkind OPERATOR(pg_catalog.=) 'p' AS partitioned, c.relnamespace,
+                    pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[]) AND NOT c.relispartition
@@ -64,15 +67,15 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
          names AS (
              SELECT r.tenant_column::text AS name FROM tenancy.rls_tables r
              UNION SELECT 'tenant_id')
-         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, NULL::text[], true
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, NULL::text[], true, t.qualified
            FROM tables t
           WHERE t.relnamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
          UNION ALL
-         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, ARRAY[r.tenant_column::text], true
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, ARRAY[r.tenant_column::text], true, t.qualified
            FROM tenancy.rls_tables r JOIN tables t ON t.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
          UNION ALL
          SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned,
-                pg_catalog.array_agg(a.attname::text ORDER BY a.attnum), false
+                pg_catalog.array_agg(a.attname::text ORDER BY a.attnum), false, t.qualified
            FROM tables t
            JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.oid
           WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
@@ -80,7 +83,7 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
             AND a.attname::text OPERATOR(pg_catalog.=) ANY (SELECT name FROM names)
             AND t.oid OPERATOR(pg_catalog.<>) ALL (SELECT r.tbl::pg_catalog.oid FROM tenancy.rls_tables r)
             AND t.relnamespace IS DISTINCT FROM (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
-          GROUP BY t.oid, t.partitioned
+          GROUP BY t.oid, t.partitioned, t.qualified
           ORDER BY 5 DESC, 2",
         Mode::Write,
         &[t.id.into(), t.schema_name.clone().into()],
@@ -90,12 +93,12 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
             partitioned: r.must::<bool>(3),
             columns: r.get::<Vec<String>>(4),
             registered: r.must::<bool>(5),
+            qualified: r.must::<String>(6),
         },
     )
 }
 
 fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
-    let table = format!("{}", c.table.to_u32());
     let condition = match &c.columns {
         None => "true".to_string(),
         Some(cols) => cols
@@ -109,24 +112,15 @@ fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
             .collect::<Vec<_>>()
             .join(" OR "),
     };
-    // The table by OID, through regclass: no name to resolve on the way.
-    let name = db::query_one(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-        Mode::Write,
-        &[c.table.into()],
-        |r| r.must::<String>(1),
-    )
-    .unwrap_or(table);
     let only = if c.partitioned { "" } else { "ONLY " };
-    let sql = format!("SELECT pg_catalog.count(*) FROM {only}{name} WHERE {condition}");
-    crate::base::security::as_owner(|| {
-        db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
-            .into_iter()
-            .next()
-            .unwrap_or(0)
-    })
+    let sql = format!(
+        "SELECT pg_catalog.count(*) FROM {only}{} WHERE {condition}",
+        c.qualified
+    );
+    db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
+        .into_iter()
+        .next()
+        .unwrap_or(0)
 }
 
 /// Every table holding rows of `t`, registered ones first.
@@ -139,18 +133,23 @@ pub fn footprint(t: &Tenant) -> Vec<Holding> {
         .hint("The data operations of tenancy work on rls and schema tenants.")
         .raise();
     }
-    candidates(t)
-        .into_iter()
-        .filter_map(|c| {
-            let rows = count(&c, t.id);
-            (rows > 0).then_some(Holding {
-                table: c.table,
-                name: c.name,
-                rows,
-                registered: c.registered,
+    let candidates = candidates(t);
+    // One switch to the extension owner for every count (see the module's
+    // comment for why that is safe).
+    crate::base::security::as_owner(|| {
+        candidates
+            .into_iter()
+            .filter_map(|c| {
+                let rows = count(&c, t.id);
+                (rows > 0).then_some(Holding {
+                    table: c.table,
+                    name: c.name,
+                    rows,
+                    registered: c.registered,
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 /// A footprint as a JSON object `{table: rows}`.
@@ -248,8 +247,12 @@ type Usage = (pgrx::Uuid, RegClass, i64, i64);
 /// The usage of the tenants `only` names (every non-deleted one when None)
 /// in the shared table `table` (tenant column `column`): one scan grouping
 /// by tenant, or an index probe for one tenant.
-fn shared_usage(table: pg_sys::Oid, column: &str, only: Option<pgrx::Uuid>) -> Vec<Usage> {
-    let name = qualified(table);
+fn shared_usage(
+    table: pg_sys::Oid,
+    name: &str,
+    column: &str,
+    only: Option<pgrx::Uuid>,
+) -> Vec<Usage> {
     let col = pgrx::spi::quote_identifier(column);
     // The table's size, partitions included; the tenant's share of it by
     // rows (an estimate: rows are not all the same size).  For one tenant
@@ -276,35 +279,21 @@ fn shared_usage(table: pg_sys::Oid, column: &str, only: Option<pgrx::Uuid>) -> V
                 AND $1::pg_catalog.uuid IS NULL"
         ),
     };
-    crate::base::security::as_owner(|| {
-        db::query_text(&sql, Mode::Write, &[only.into(), table.into()], |r| {
-            (
-                r.must::<pgrx::Uuid>(1),
-                RegClass(table),
-                r.must::<i64>(2),
-                r.must::<i64>(3),
-            )
-        })
+    db::query_text(&sql, Mode::Write, &[only.into(), table.into()], |r| {
+        (
+            r.must::<pgrx::Uuid>(1),
+            RegClass(table),
+            r.must::<i64>(2),
+            r.must::<i64>(3),
+        )
     })
-}
-
-fn qualified(table: pg_sys::Oid) -> String {
-    db::query_one(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-        Mode::Write,
-        &[table.into()],
-        |r| r.must::<String>(1),
-    )
-    .unwrap_or_else(|| errors::internal(format!("relation {} is missing", table.to_u32())))
 }
 
 /// Rows and bytes of every table of the schema tenants `only` names (every
 /// non-deleted one when None): a table's own size.
 fn schema_usage(only: Option<pgrx::Uuid>) -> Vec<Usage> {
     let tables = db::query(
-        "SELECT t.id, c.oid
+        "SELECT t.id, c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname)
            FROM tenancy.tenants t
            JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name
            JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
@@ -314,24 +303,22 @@ fn schema_usage(only: Option<pgrx::Uuid>) -> Vec<Usage> {
           ORDER BY 1, 2",
         Mode::Write,
         &[only.into()],
-        |r| (r.must::<pgrx::Uuid>(1), r.must::<pg_sys::Oid>(2)),
+        |r| (r.must::<pgrx::Uuid>(1), r.must::<pg_sys::Oid>(2), r.must::<String>(3)),
     );
     tables
         .into_iter()
-        .map(|(tenant, table)| {
+        .map(|(tenant, table, name)| {
             let sql = format!(
                 "SELECT pg_catalog.count(*), {} FROM {}",
                 SIZE.replace("$2", "$1"),
-                qualified(table)
+                name
             );
-            let (rows, bytes) = crate::base::security::as_owner(|| {
-                db::query_text(&sql, Mode::Write, &[table.into()], |r| {
-                    (r.must::<i64>(1), r.must::<i64>(2))
-                })
-                .into_iter()
-                .next()
-                .unwrap_or((0, 0))
-            });
+            let (rows, bytes) = db::query_text(&sql, Mode::Write, &[table.into()], |r| {
+                (r.must::<i64>(1), r.must::<i64>(2))
+            })
+            .into_iter()
+            .next()
+            .unwrap_or((0, 0));
             (tenant, RegClass(table), rows, bytes)
         })
         .collect()
@@ -359,18 +346,25 @@ fn tenant_usage(
             .unwrap_or_else(|| errors::tenant_not_found(id).raise());
     }
     let shared = db::query(
-        "SELECT r.tbl::pg_catalog.oid, r.tenant_column::text FROM tenancy.rls_tables r
+        "SELECT r.tbl::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text
+           FROM tenancy.rls_tables r
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't' ORDER BY 1",
         Mode::Write,
         &[],
-        |r| (r.must::<pg_sys::Oid>(1), r.must::<String>(2)),
+        |r| (r.must::<pg_sys::Oid>(1), r.must::<String>(2), r.must::<String>(3)),
     );
-    let mut rows: Vec<Usage> = shared
-        .into_iter()
-        .flat_map(|(table, column)| shared_usage(table, &column, id))
-        .collect();
-    rows.extend(schema_usage(id));
+    // Every count and size as the extension owner, in one switch (see the
+    // module's comment).
+    let mut rows: Vec<Usage> = crate::base::security::as_owner(|| {
+        let mut rows: Vec<Usage> = shared
+            .into_iter()
+            .flat_map(|(table, name, column)| shared_usage(table, &name, &column, id))
+            .collect();
+        rows.extend(schema_usage(id));
+        rows
+    });
     rows.sort_by(|a, b| {
         a.0.as_bytes()
             .cmp(b.0.as_bytes())
