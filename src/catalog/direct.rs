@@ -145,9 +145,9 @@ fn scanned_oid(name: &'static CStr) -> Option<pg_sys::Oid> {
     }) {
         return Some(oid);
     }
-    let (_, table, relation) = CLUSTER_COPY.iter().find(|(n, _, _)| *n == name)?;
-    let shard = crate::citus::nodes::shard_name(table, relation)?;
-    let oid = lookup_relation(&shard)?;
+    let (_, table, shard_of) = CLUSTER_COPY.iter().find(|(n, _, _)| *n == name)?;
+    let shard = crate::citus::nodes::shard_name(table, shard_of)?;
+    let oid = relation(&shard)?;
     SHARD_OIDS.with(|o| o.borrow_mut().push((name, oid)));
     Some(oid)
 }
@@ -156,11 +156,11 @@ fn scanned_oid(name: &'static CStr) -> Option<pg_sys::Oid> {
 /// are missing in a database whose `ALTER EXTENSION tenancy UPDATE` has not
 /// run yet, which the new library keeps serving meanwhile.
 pub fn has_relation(name: &CStr) -> bool {
-    lookup_relation(name).is_some()
+    relation(name).is_some()
 }
 
 /// The OID of tenancy's relation `name`, if it exists (a system cache read).
-fn lookup_relation(name: &CStr) -> Option<pg_sys::Oid> {
+pub fn relation(name: &CStr) -> Option<pg_sys::Oid> {
     let nsp = tenancy_namespace()?;
     let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), nsp) };
     (oid != pg_sys::InvalidOid).then_some(oid)
@@ -178,7 +178,7 @@ fn tenancy_namespace() -> Option<pg_sys::Oid> {
 /// statistics.
 pub fn common_elements(index: &CStr, keys: &[String]) -> Option<Vec<(String, f32)>> {
     let mut found = Vec::new();
-    let relid = lookup_relation(index)?;
+    let relid = relation(index)?;
     unsafe {
         let tuple = pg_sys::SearchSysCache3(
             pg_sys::SysCacheIdentifier::STATRELATTINH as i32,

@@ -39,25 +39,11 @@ pub fn propagate_local(name: &CStr, value: &str) {
     });
 }
 
-/// Whether `table` is a Citus table (distributed or reference).
+/// Whether `table` is a Citus table (distributed or reference): a catalog
+/// read of `pg_dist_partition`, remembered until the table's relcache
+/// invalidation (nodes::dist).
 pub fn is_distributed(table: pg_sys::Oid) -> bool {
-    // The library may be preloaded in a database without the extension,
-    // where Citus's metadata table does not exist (a system cache read).
-    let has_metadata = || unsafe {
-        pg_sys::get_relname_relid(
-            c"pg_dist_partition".as_ptr(),
-            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
-        ) != pg_sys::InvalidOid
-    };
-    loaded()
-        && has_metadata()
-        && db::query_one(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass)",
-            db::Mode::Write,
-            &[table.into()],
-            |r| r.must::<bool>(1),
-        )
-        .unwrap_or(false)
+    loaded() && nodes::dist(table) != nodes::Dist::Local
 }
 
 /// Runs `statement`, DDL on `table`'s tenant column DEFAULT: on a Citus

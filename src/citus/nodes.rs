@@ -20,6 +20,11 @@ thread_local! {
     /// invalidates its local group (its trigger on pg_dist_local_group
     /// sends a relation cache invalidation) or all relations.
     static WORKER: Cell<Option<(bool, pg_sys::Oid)>> = const { Cell::new(None) };
+    /// Per relation, what Citus makes of it, from `pg_dist_partition`;
+    /// forgotten at the relation's relcache invalidation, which Citus sends
+    /// whenever it changes a table's metadata.
+    static DIST: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Dist>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Whether this backend runs with Citus loaded (its settings exist).
@@ -47,6 +52,14 @@ fn catalog_relation(name: &CStr) -> pg_sys::Oid {
 /// Called for every relation cache invalidation (see `direct::init`): no
 /// catalog access here, only a comparison with what was read.
 pub fn forget(relid: pg_sys::Oid) {
+    DIST.with(|m| {
+        let mut m = m.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            m.clear();
+        } else {
+            m.remove(&relid);
+        }
+    });
     WORKER.with(|w| {
         if w.get()
             .is_some_and(|(_, group_table)| relid == pg_sys::InvalidOid || relid == group_table)
@@ -112,4 +125,78 @@ pub fn shard_name(table: &str, relation: &str) -> Option<CString> {
     .ok()
     .flatten()?;
     CString::new(format!("{relation}_{shard}")).ok()
+}
+
+/// A relation as Citus sees it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Dist {
+    /// Not a Citus table: a local table, or a shard (on a worker).
+    Local,
+    /// A Citus table not hash-distributed by a column (reference, single
+    /// shard, append or range).
+    Other,
+    /// Hash-distributed by this column.
+    Hash(pg_sys::AttrNumber),
+}
+
+/// What Citus makes of `relid`, read from `pg_dist_partition` by index
+/// (a catalog read, no SQL) and remembered.
+pub fn dist(relid: pg_sys::Oid) -> Dist {
+    if let Some(known) = DIST.with(|m| m.borrow().get(&relid).copied()) {
+        return known;
+    }
+    let found = unsafe { read_dist(relid) };
+    DIST.with(|m| m.borrow_mut().insert(relid, found));
+    found
+}
+
+unsafe fn read_dist(relid: pg_sys::Oid) -> Dist {
+    unsafe {
+        let catalog = pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
+        let table = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog);
+        let index =
+            pg_sys::get_relname_relid(c"pg_dist_partition_logical_relid_index".as_ptr(), catalog);
+        if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+            return Dist::Local;
+        }
+        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        // logicalrelid, the first column of pg_dist_partition and its index.
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_OIDEQ),
+            pg_sys::Datum::from(relid),
+        );
+        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
+        let tuple = pg_sys::systable_getnext(scan);
+        let mut found = Dist::Local;
+        if !tuple.is_null() {
+            found = Dist::Other;
+            let desc = (*rel).rd_att;
+            let mut null = false;
+            // partmethod "char" (2), partkey text (3): the Var of the
+            // distribution column in node form, `{VAR :varno 1 :varattno N …`.
+            let method = pg_sys::heap_getattr(tuple, 2, desc, &mut null);
+            if !null && method.value() as u8 == b'h' {
+                let key = pg_sys::heap_getattr(tuple, 3, desc, &mut null);
+                if !null {
+                    let text = pg_sys::text_to_cstring(key.cast_mut_ptr());
+                    let column = std::ffi::CStr::from_ptr(text)
+                        .to_str()
+                        .ok()
+                        .and_then(|t| t.split(":varattno ").nth(1))
+                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|n| n.parse::<pg_sys::AttrNumber>().ok());
+                    if let Some(c) = column {
+                        found = Dist::Hash(c);
+                    }
+                }
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        found
+    }
 }

@@ -52,6 +52,7 @@
 //! Only installed where Citus is loaded: on a single node the planner is
 //! PostgreSQL's alone, as before.
 
+use super::nodes::{dist, Dist};
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -115,97 +116,6 @@ thread_local! {
     /// `tenancy.current_tenant_id()`'s OID and its `pg_proc` cache hash,
     /// forgotten when that row changes (DROP EXTENSION, upgrades).
     static POLICY_FUNCTION: Cell<Option<(pg_sys::Oid, u32)>> = const { Cell::new(None) };
-    /// Per relation, what Citus makes of it, from `pg_dist_partition`;
-    /// forgotten at the relation's relcache invalidation, which Citus sends
-    /// whenever it changes a table's metadata.
-    static DIST: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Dist>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// A relation as Citus sees it.
-#[derive(Clone, Copy, PartialEq)]
-enum Dist {
-    /// Not a Citus table: a local table, or a shard (on a worker).
-    Local,
-    /// A Citus table not hash-distributed by a column (reference, single
-    /// shard, append or range).
-    Other,
-    /// Hash-distributed by this column.
-    Hash(pg_sys::AttrNumber),
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    DIST.with(|m| {
-        let mut m = m.borrow_mut();
-        if relid == pg_sys::InvalidOid {
-            m.clear();
-        } else {
-            m.remove(&relid);
-        }
-    });
-}
-
-/// What Citus makes of `relid`, read from `pg_dist_partition` by index
-/// (a catalog read, no SQL) and remembered.
-fn dist(relid: pg_sys::Oid) -> Dist {
-    if let Some(known) = DIST.with(|m| m.borrow().get(&relid).copied()) {
-        return known;
-    }
-    let found = unsafe { read_dist(relid) };
-    DIST.with(|m| m.borrow_mut().insert(relid, found));
-    found
-}
-
-unsafe fn read_dist(relid: pg_sys::Oid) -> Dist {
-    unsafe {
-        let catalog = pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
-        let table = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog);
-        let index =
-            pg_sys::get_relname_relid(c"pg_dist_partition_logical_relid_index".as_ptr(), catalog);
-        if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
-            return Dist::Local;
-        }
-        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        // logicalrelid, the first column of pg_dist_partition and its index.
-        pg_sys::ScanKeyInit(
-            &mut key,
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(pg_sys::F_OIDEQ),
-            pg_sys::Datum::from(relid),
-        );
-        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
-        let tuple = pg_sys::systable_getnext(scan);
-        let mut found = Dist::Local;
-        if !tuple.is_null() {
-            found = Dist::Other;
-            let desc = (*rel).rd_att;
-            let mut null = false;
-            // partmethod "char" (2), partkey text (3): the Var of the
-            // distribution column in node form, `{VAR :varno 1 :varattno N …`.
-            let method = pg_sys::heap_getattr(tuple, 2, desc, &mut null);
-            if !null && method.value() as u8 == b'h' {
-                let key = pg_sys::heap_getattr(tuple, 3, desc, &mut null);
-                if !null {
-                    let text = pg_sys::text_to_cstring(key.cast_mut_ptr());
-                    let column = std::ffi::CStr::from_ptr(text)
-                        .to_str()
-                        .ok()
-                        .and_then(|t| t.split(":varattno ").nth(1))
-                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                        .and_then(|n| n.parse::<pg_sys::AttrNumber>().ok());
-                    if let Some(c) = column {
-                        found = Dist::Hash(c);
-                    }
-                }
-            }
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        found
-    }
 }
 
 /// Whether Citus's fast path is on (`citus.enable_fast_path_router_planner`).
@@ -244,7 +154,6 @@ pub fn init() {
         pg_sys::ExecutorStart_hook = Some(start);
         PREV_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(run);
-        pg_sys::CacheRegisterRelcacheCallback(Some(forget_relation), pg_sys::Datum::from(0usize));
         // Loaded at its first function call, tenancy may find plans cached
         // without its hook (a statement prepared before the first
         // set_tenant): they would stay unrouted.  Re-plan them once.

@@ -48,17 +48,6 @@ fn citus_prepare_catalog() -> bool {
     prepare(false)
 }
 
-/// The OID of tenancy's table `name`, if it exists.
-fn table(name: &str) -> Option<pg_sys::Oid> {
-    db::query_one(
-        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        Mode::Write,
-        &[format!("tenancy.{name}").into()],
-        |r| r.get::<pg_sys::Oid>(1),
-    )
-    .flatten()
-}
-
 /// Copies the catalog's state into the cluster copy (anew with `resync`)
 /// and makes it a pair of reference tables; false where there is nothing
 /// to keep (no Citus, a worker).
@@ -66,7 +55,8 @@ fn prepare(resync: bool) -> bool {
     if !super::nodes::in_database() || super::nodes::is_worker() {
         return false;
     }
-    let Some(tenants) = table("cluster_tenants") else {
+    // A system cache read: this runs before every copied change.
+    let Some(tenants) = crate::catalog::direct::relation(c"cluster_tenants") else {
         return false;
     };
     if !resync && READY.with(|r| r.get()) == Some(tenants) {
