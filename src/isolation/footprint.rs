@@ -10,13 +10,13 @@
 //! named like a registered tenant column (or `tenant_id`) holds the id.
 //!
 //! Each count must see every row, in every table, whoever owns it (in an
-//! adopted schema, a table's owner may not even have USAGE on the schema):
-//! it runs as the extension owner, in a security-restricted operation.  It
-//! runs no code of the table's: `count(*)` under `col OPERATOR(pg_catalog.=)
-//! $1` on a column of type uuid itself (no domain), no triggers (a SELECT
-//! fires none), no policy (the extension owner bypasses row-level security,
-//! so no policy expression is evaluated), and `ONLY` for an ordinary table
-//! (an inheritance child is a candidate of its own).
+//! adopted schema, a table's owner may not even have USAGE on the schema),
+//! and must run no code of the table's owner: planning any query on a table
+//! runs its owner's functions (an index predicate's, an index or statistics
+//! expression's), and these functions run as the extension owner.  So rows
+//! are counted by a heap scan of the table and its partitions, with the
+//! latest snapshot of the transaction, comparing the uuid columns' bytes:
+//! no query on the table, no planner, no operator of anyone's, no policy.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -40,11 +40,8 @@ pub struct Holding {
 struct Candidate {
     table: pg_sys::Oid,
     name: String,
-    partitioned: bool,
     columns: Option<Vec<String>>,
     registered: bool,
-    /// Schema-qualified and quoted, for the count's SQL.
-    qualified: String,
 }
 
 fn candidates(t: &Tenant) -> Vec<Candidate> {
@@ -54,8 +51,7 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
     // schema's.
     db::query(
         "WITH tables AS (
-             SELECT c.oid, c.relkind OPERATOR(pg_catalog.=) 'p' AS partitioned, c.relnamespace,
-                    pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified
+             SELECT c.oid, c.relnamespace
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[]) AND NOT c.relispartition
@@ -67,15 +63,15 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
          names AS (
              SELECT r.tenant_column::text AS name FROM tenancy.rls_tables r
              UNION SELECT 'tenant_id')
-         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, NULL::text[], true, t.qualified
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, NULL::text[], true
            FROM tables t
           WHERE t.relnamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
          UNION ALL
-         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned, ARRAY[r.tenant_column::text], true, t.qualified
+         SELECT t.oid, t.oid::pg_catalog.regclass::text, ARRAY[r.tenant_column::text], true
            FROM tenancy.rls_tables r JOIN tables t ON t.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
          UNION ALL
-         SELECT t.oid, t.oid::pg_catalog.regclass::text, t.partitioned,
-                pg_catalog.array_agg(a.attname::text ORDER BY a.attnum), false, t.qualified
+         SELECT t.oid, t.oid::pg_catalog.regclass::text,
+                pg_catalog.array_agg(a.attname::text ORDER BY a.attnum), false
            FROM tables t
            JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.oid
           WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
@@ -83,44 +79,94 @@ fn candidates(t: &Tenant) -> Vec<Candidate> {
             AND a.attname::text OPERATOR(pg_catalog.=) ANY (SELECT name FROM names)
             AND t.oid OPERATOR(pg_catalog.<>) ALL (SELECT r.tbl::pg_catalog.oid FROM tenancy.rls_tables r)
             AND t.relnamespace IS DISTINCT FROM (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $2)
-          GROUP BY t.oid, t.partitioned, t.qualified
-          ORDER BY 5 DESC, 2",
+          GROUP BY t.oid
+          ORDER BY 4 DESC, 2",
         Mode::Write,
         &[t.id.into(), t.schema_name.clone().into()],
         |r| Candidate {
             table: r.must::<pg_sys::Oid>(1),
             name: r.must::<String>(2),
-            partitioned: r.must::<bool>(3),
-            columns: r.get::<Vec<String>>(4),
-            registered: r.must::<bool>(5),
-            qualified: r.must::<String>(6),
+            columns: r.get::<Vec<String>>(3),
+            registered: r.must::<bool>(4),
         },
     )
 }
 
 fn count(c: &Candidate, tenant: pgrx::Uuid) -> i64 {
-    let condition = match &c.columns {
-        None => "true".to_string(),
-        Some(cols) => cols
-            .iter()
-            .map(|col| {
-                format!(
-                    "{} OPERATOR(pg_catalog.=) $1",
-                    pgrx::spi::quote_identifier(col)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" OR "),
-    };
-    let only = if c.partitioned { "" } else { "ONLY " };
-    let sql = format!(
-        "SELECT pg_catalog.count(*) FROM {only}{} WHERE {condition}",
-        c.qualified
+    let columns = c.columns.clone().unwrap_or_default();
+    let mut n = 0;
+    scan_rows(c.table, &columns, |values| {
+        if c.columns.is_none() || values.iter().any(|v| v.as_ref() == Some(tenant.as_bytes())) {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Calls `each` with the values of `columns` (uuid columns, by name) of
+/// every row of `table`, of its leaf partitions when it is partitioned
+/// (foreign partitions left out: reading one would run its wrapper), read
+/// by a heap scan: see the module's comment.
+fn scan_rows(table: pg_sys::Oid, columns: &[String], mut each: impl FnMut(&[Option<[u8; 16]>])) {
+    let leaves = db::query(
+        "SELECT c.oid FROM pg_catalog.pg_class c
+          WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+            AND (c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                 OR c.oid OPERATOR(pg_catalog.=) ANY (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.oid::pg_catalog.regclass) p WHERE p.isleaf))",
+        Mode::Write,
+        &[table.into()],
+        |r| r.must::<pg_sys::Oid>(1),
     );
-    db::query_text(&sql, Mode::Write, &[tenant.into()], |r| r.must::<i64>(1))
-        .into_iter()
-        .next()
-        .unwrap_or(0)
+    unsafe {
+        // What an SPI statement would see: the transaction's snapshot, with
+        // its own earlier changes (destroy_data's deletes, just before).
+        pg_sys::PushCopiedSnapshot(pg_sys::GetTransactionSnapshot());
+        pg_sys::UpdateActiveSnapshotCommandId();
+        for leaf in leaves {
+            let rel = pg_sys::table_open(leaf, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let desc = (*rel).rd_att;
+            let attnos: Vec<i32> = {
+                let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+                columns
+                    .iter()
+                    .filter_map(|name| {
+                        tupdesc.iter().position(|a| {
+                            !a.attisdropped
+                                && a.atttypid == pg_sys::UUIDOID
+                                && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes()
+                                    == name.as_bytes()
+                        })
+                    })
+                    .map(|i| i as i32 + 1)
+                    .collect()
+            };
+            let scan = pg_sys::systable_beginscan(
+                rel,
+                pg_sys::InvalidOid,
+                false,
+                pg_sys::GetActiveSnapshot(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let mut values: Vec<Option<[u8; 16]>> = Vec::with_capacity(attnos.len());
+            loop {
+                let tuple = pg_sys::systable_getnext(scan);
+                if tuple.is_null() {
+                    break;
+                }
+                values.clear();
+                for &attno in &attnos {
+                    let mut is_null = false;
+                    let d = pg_sys::heap_getattr(tuple, attno, desc, &mut is_null);
+                    values.push((!is_null).then(|| *(d.cast_mut_ptr::<[u8; 16]>())));
+                }
+                each(&values);
+            }
+            pg_sys::systable_endscan(scan);
+            pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+        pg_sys::PopActiveSnapshot();
+    }
 }
 
 /// Every table holding rows of `t`, registered ones first.
@@ -133,23 +179,18 @@ pub fn footprint(t: &Tenant) -> Vec<Holding> {
         .hint("The data operations of tenancy work on rls and schema tenants.")
         .raise();
     }
-    let candidates = candidates(t);
-    // One switch to the extension owner for every count (see the module's
-    // comment for why that is safe).
-    crate::base::security::as_owner(|| {
-        candidates
-            .into_iter()
-            .filter_map(|c| {
-                let rows = count(&c, t.id);
-                (rows > 0).then_some(Holding {
-                    table: c.table,
-                    name: c.name,
-                    rows,
-                    registered: c.registered,
-                })
+    candidates(t)
+        .into_iter()
+        .filter_map(|c| {
+            let rows = count(&c, t.id);
+            (rows > 0).then_some(Holding {
+                table: c.table,
+                name: c.name,
+                rows,
+                registered: c.registered,
             })
-            .collect()
-    })
+        })
+        .collect()
 }
 
 /// A footprint as a JSON object `{table: rows}`.
@@ -247,53 +288,64 @@ type Usage = (pgrx::Uuid, RegClass, i64, i64);
 /// The usage of the tenants `only` names (every non-deleted one when None)
 /// in the shared table `table` (tenant column `column`): one scan grouping
 /// by tenant, or an index probe for one tenant.
-fn shared_usage(
-    table: pg_sys::Oid,
-    name: &str,
-    column: &str,
-    only: Option<pgrx::Uuid>,
-) -> Vec<Usage> {
-    let col = pgrx::spi::quote_identifier(column);
-    // The table's size, partitions included; the tenant's share of it by
-    // rows (an estimate: rows are not all the same size).  For one tenant
-    // the denominator is the planner's row estimate, not a second scan.
-    let size = SIZE;
-    let sql = match only {
-        Some(_) => format!(
-            "WITH x AS (SELECT pg_catalog.count(*) AS n FROM {name} WHERE {col} OPERATOR(pg_catalog.=) $1),
-                  est AS (SELECT GREATEST((SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0) FROM pg_catalog.pg_class c
-                                            WHERE c.oid OPERATOR(pg_catalog.=) $2::pg_catalog.oid
-                                               OR c.oid OPERATOR(pg_catalog.=) ANY (SELECT p.relid FROM pg_catalog.pg_partition_tree($2::pg_catalog.oid::pg_catalog.regclass) p)),
-                                          (SELECT n FROM x)) AS total)
-             SELECT $1::pg_catalog.uuid, x.n, CASE WHEN est.total OPERATOR(pg_catalog.>) 0
-                        THEN ({size} OPERATOR(pg_catalog.*) x.n OPERATOR(pg_catalog./) est.total)::bigint ELSE 0 END
-               FROM x, est WHERE x.n OPERATOR(pg_catalog.>) 0"
-        ),
-        None => format!(
-            "WITH x AS (SELECT {col} AS tenant, pg_catalog.count(*) AS n FROM {name} WHERE {col} IS NOT NULL GROUP BY 1),
-                  s AS (SELECT {size} AS bytes, (SELECT pg_catalog.sum(n) FROM x) AS total)
-             SELECT x.tenant, x.n, (s.bytes OPERATOR(pg_catalog.*) x.n OPERATOR(pg_catalog./) s.total)::bigint
-               FROM x, s
-              WHERE EXISTS (SELECT FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) x.tenant
-                              AND t.status OPERATOR(pg_catalog.<>) 'deleted' AND t.isolation OPERATOR(pg_catalog.<>) 'database')
-                AND $1::pg_catalog.uuid IS NULL"
-        ),
+fn shared_usage(table: pg_sys::Oid, column: &str, only: Option<pgrx::Uuid>) -> Vec<Usage> {
+    // Rows per tenant, by one heap scan (see the module's comment).
+    let mut per_tenant: std::collections::HashMap<[u8; 16], i64> = std::collections::HashMap::new();
+    let mut total = 0i64;
+    scan_rows(table, &[column.to_string()], |values| {
+        if let Some(Some(v)) = values.first() {
+            total += 1;
+            if only.is_none_or(|id| id.as_bytes() == v) {
+                *per_tenant.entry(*v).or_default() += 1;
+            }
+        }
+    });
+    if per_tenant.is_empty() {
+        return Vec::new();
+    }
+    // The table's size, partitions included (catalogs and files only); a
+    // tenant's share of it is by rows (an estimate: rows differ in size).
+    let bytes = db::query_text(
+        &format!("SELECT {}", SIZE.replace("$2", "$1")),
+        Mode::Write,
+        &[table.into()],
+        |r| r.must::<i64>(1),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or(0);
+    let share = |n: i64| {
+        if total > 0 {
+            (bytes as i128 * n as i128 / total as i128) as i64
+        } else {
+            0
+        }
     };
-    db::query_text(&sql, Mode::Write, &[only.into(), table.into()], |r| {
-        (
-            r.must::<pgrx::Uuid>(1),
-            RegClass(table),
-            r.must::<i64>(2),
-            r.must::<i64>(3),
+    let mut rows: Vec<Usage> = per_tenant
+        .into_iter()
+        .map(|(id, n)| (pgrx::Uuid::from_bytes(id), RegClass(table), n, share(n)))
+        .collect();
+    if only.is_none() {
+        // Every tenant that is not deleted, nor a database tenant.
+        let known: std::collections::HashSet<[u8; 16]> = db::query(
+            "SELECT t.id FROM tenancy.tenants t
+              WHERE t.status OPERATOR(pg_catalog.<>) 'deleted' AND t.isolation OPERATOR(pg_catalog.<>) 'database'",
+            Mode::Write,
+            &[],
+            |r| *r.must::<pgrx::Uuid>(1).as_bytes(),
         )
-    })
+        .into_iter()
+        .collect();
+        rows.retain(|u| known.contains(u.0.as_bytes()));
+    }
+    rows
 }
 
 /// Rows and bytes of every table of the schema tenants `only` names (every
 /// non-deleted one when None): a table's own size.
 fn schema_usage(only: Option<pgrx::Uuid>) -> Vec<Usage> {
     let tables = db::query(
-        "SELECT t.id, c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+        "SELECT t.id, c.oid
            FROM tenancy.tenants t
            JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name
            JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
@@ -303,22 +355,22 @@ fn schema_usage(only: Option<pgrx::Uuid>) -> Vec<Usage> {
           ORDER BY 1, 2",
         Mode::Write,
         &[only.into()],
-        |r| (r.must::<pgrx::Uuid>(1), r.must::<pg_sys::Oid>(2), r.must::<String>(3)),
+        |r| (r.must::<pgrx::Uuid>(1), r.must::<pg_sys::Oid>(2)),
     );
     tables
         .into_iter()
-        .map(|(tenant, table, name)| {
-            let sql = format!(
-                "SELECT pg_catalog.count(*), {} FROM {}",
-                SIZE.replace("$2", "$1"),
-                name
-            );
-            let (rows, bytes) = db::query_text(&sql, Mode::Write, &[table.into()], |r| {
-                (r.must::<i64>(1), r.must::<i64>(2))
-            })
+        .map(|(tenant, table)| {
+            let mut rows = 0i64;
+            scan_rows(table, &[], |_| rows += 1);
+            let bytes = db::query_text(
+                &format!("SELECT {}", SIZE.replace("$2", "$1")),
+                Mode::Write,
+                &[table.into()],
+                |r| r.must::<i64>(1),
+            )
             .into_iter()
             .next()
-            .unwrap_or((0, 0));
+            .unwrap_or(0);
             (tenant, RegClass(table), rows, bytes)
         })
         .collect()
@@ -346,25 +398,19 @@ fn tenant_usage(
             .unwrap_or_else(|| errors::tenant_not_found(id).raise());
     }
     let shared = db::query(
-        "SELECT r.tbl::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), r.tenant_column::text
+        "SELECT r.tbl::pg_catalog.oid, r.tenant_column::text
            FROM tenancy.rls_tables r
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::pg_catalog.oid
-           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
           WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't' ORDER BY 1",
         Mode::Write,
         &[],
-        |r| (r.must::<pg_sys::Oid>(1), r.must::<String>(2), r.must::<String>(3)),
+        |r| (r.must::<pg_sys::Oid>(1), r.must::<String>(2)),
     );
-    // Every count and size as the extension owner, in one switch (see the
-    // module's comment).
-    let mut rows: Vec<Usage> = crate::base::security::as_owner(|| {
-        let mut rows: Vec<Usage> = shared
-            .into_iter()
-            .flat_map(|(table, name, column)| shared_usage(table, &name, &column, id))
-            .collect();
-        rows.extend(schema_usage(id));
-        rows
-    });
+    let mut rows: Vec<Usage> = shared
+        .into_iter()
+        .flat_map(|(table, column)| shared_usage(table, &column, id))
+        .collect();
+    rows.extend(schema_usage(id));
     rows.sort_by(|a, b| {
         a.0.as_bytes()
             .cmp(b.0.as_bytes())

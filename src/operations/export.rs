@@ -6,10 +6,12 @@
 //! columns and their order (a table after every table it references).
 //!
 //! Who runs what:
-//! - the catalog and the tenant tables are *read* as the extension's owner
-//!   (a superuser, whom row-level security never filters): reading a plain
-//!   table by its column list runs no code of the table's owner (no
-//!   trigger, no view, no default);
+//! - the catalog is *read* as the extension's owner; each tenant table as
+//!   its own owner, in a security-restricted operation that row-level
+//!   security does not filter: planning a query on a table runs code its
+//!   owner wrote (the functions of its index predicates, index and
+//!   statistics expressions), which must never run with the extension
+//!   owner's rights;
 //! - every *write* into a tenant table runs as that table's owner, as a
 //!   security-restricted operation that row-level security does not
 //!   filter (what `delete_tenant`'s destroy does, rls.rs): the table's
@@ -310,10 +312,10 @@ crate::fmgr_v1!(pg_finfo_export_tenant_wrapper);
 
 /// What an export keeps between calls (value per call: one line each).
 struct ExportState {
-    owner: pg_sys::Oid,
     header: Option<pg_sys::Datum>,
-    /// One open cursor per table with rows, in foreign key order.
-    cursors: Vec<CString>,
+    /// One open cursor per table with rows, in foreign key order, with the
+    /// table's owner, whose rights it is read with.
+    cursors: Vec<(CString, pg_sys::Oid)>,
     current: usize,
     /// The lines of the last fetch, copied into `batch_cxt`.
     batch: Vec<pg_sys::Datum>,
@@ -347,10 +349,10 @@ impl ExportState {
         pg_sys::MemoryContextReset(self.batch_cxt);
         self.batch.clear();
         self.pos = 0;
-        let name = self.cursors[self.current].clone();
+        let (name, owner) = self.cursors[self.current].clone();
         let batch_cxt = self.batch_cxt;
         let batch = &mut self.batch;
-        let ended = access::as_role(self.owner, Restrict::Operation, || {
+        let ended = access::as_role(owner, Restrict::OperationNoForceRls, || {
             spi(|| {
                 let portal = find_cursor(&name);
                 pg_sys::SPI_cursor_fetch(portal, true, EXPORT_BATCH as _);
@@ -385,7 +387,7 @@ impl ExportState {
     /// Closes the cursors not yet read to their end (an export stopped
     /// early: LIMIT, a cancelled COPY is an error and ends them anyway).
     unsafe fn close_rest(&mut self) {
-        for name in self.cursors.drain(self.current..) {
+        for (name, _) in self.cursors.drain(self.current..) {
             let portal = pg_sys::SPI_cursor_find(name.as_ptr());
             if !portal.is_null() {
                 pg_sys::SPI_cursor_close(portal);
@@ -430,13 +432,12 @@ pub unsafe extern "C-unwind" fn export_tenant_wrapper(
         let id = required(crate::base::fmgr::arg(fcinfo, 0), "id");
         let id = pgrx::Uuid::from_datum(id, false)
             .unwrap_or_else(|| errors::null_argument("id").raise());
-        let (owner, header, cursors) = export_start(id);
+        let (header, cursors) = export_start(id);
         let funcctx = pg_sys::init_MultiFuncCall(fcinfo);
         let mcxt = (*funcctx).multi_call_memory_ctx;
         let old = pg_sys::MemoryContextSwitchTo(mcxt);
         let header = JsonB(header).into_datum();
         let state = Box::into_raw(Box::new(ExportState {
-            owner,
             header,
             cursors,
             current: 0,
@@ -484,7 +485,7 @@ pub unsafe extern "C-unwind" fn export_tenant_wrapper(
 /// The first call: checks, the header, and one read-only cursor per table
 /// with rows, all with the calling statement's snapshot (so the counts in
 /// the header and the rows that follow are one consistent state).
-fn export_start(id: pgrx::Uuid) -> (pg_sys::Oid, Value, Vec<CString>) {
+fn export_start(id: pgrx::Uuid) -> (Value, Vec<(CString, pg_sys::Oid)>) {
     let t =
         tenants::find_by_id(id, Mode::Read).unwrap_or_else(|| errors::tenant_not_found(id).raise());
     crate::context::access::check_may_act(access::current_role(), &t);
@@ -508,27 +509,40 @@ fn export_start(id: pgrx::Uuid) -> (pg_sys::Oid, Value, Vec<CString>) {
         let mut listed = Vec::with_capacity(tables.len());
         let mut cursors = Vec::new();
         for table in &tables {
-            let rows = db::query_text(
-                &format!(
-                    "SELECT pg_catalog.count(*) FROM {}{}",
-                    table.from_item(),
-                    table.tenant_filter()
-                ),
-                Mode::Read,
-                &[id.into()],
-                |r| r.must::<i64>(1),
-            )
-            .into_iter()
-            .next()
-            .unwrap_or(0);
+            // A user table is read as its owner, never as the extension's:
+            // planning a query on it runs code its owner wrote (an index
+            // predicate's or a statistics expression's functions).
+            let as_table_owner = |f: &mut dyn FnMut()| {
+                access::as_role(table.owner, Restrict::OperationNoForceRls, f)
+            };
+            let mut rows = 0;
+            as_table_owner(&mut || {
+                rows = db::query_text(
+                    &format!(
+                        "SELECT pg_catalog.count(*) FROM {}{}",
+                        table.from_item(),
+                        table.tenant_filter()
+                    ),
+                    Mode::Read,
+                    &[id.into()],
+                    |r| r.must::<i64>(1),
+                )
+                .into_iter()
+                .next()
+                .unwrap_or(0)
+            });
             let columns: Vec<&str> = table.data_columns().map(|c| c.name.as_str()).collect();
             listed.push(json!({"table": table.label, "columns": columns, "rows": rows}));
             if rows > 0 {
                 let sql = export_query(table);
                 let uuid = id.into_datum().expect("a uuid is not NULL");
-                cursors.push(spi(|| unsafe {
-                    open_cursor(&sql, &[(pg_sys::UUIDOID, uuid)], true)
-                }));
+                let mut cursor = None;
+                as_table_owner(&mut || {
+                    cursor = Some(spi(|| unsafe {
+                        open_cursor(&sql, &[(pg_sys::UUIDOID, uuid)], true)
+                    }))
+                });
+                cursors.extend(cursor.map(|c| (c, table.owner)));
             }
         }
         let header = json!({
@@ -538,7 +552,7 @@ fn export_start(id: pgrx::Uuid) -> (pg_sys::Oid, Value, Vec<CString>) {
             "migrations": tenant.1,
             "tables": listed,
         });
-        (owner, header, cursors)
+        (header, cursors)
     })
 }
 
@@ -1340,11 +1354,12 @@ fn count_rows(table: &Table, tenant: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> 
     );
     let uuid = tenant.into_datum().expect("a uuid is not NULL");
     let mut n = 0;
-    unsafe {
+    // As the table's owner, never the extension's (see export_start).
+    access::as_role(table.owner, Restrict::OperationNoForceRls, || unsafe {
         run_with_snapshot(&sql, &[(pg_sys::UUIDOID, uuid)], snapshot, |r| {
             n = r.get(1).unwrap_or(0)
         })
-    };
+    });
     n
 }
 

@@ -68,3 +68,37 @@ INSERT INTO fp_c_lines VALUES (:'f', 1, 1);
 SELECT tenancy.delete_tenant(:'f', destroy_data => true);
 SELECT details->'removed' AS removed FROM tenancy.audit_log WHERE tenant_id = :'f' AND action = 'destroy';
 DROP TABLE fp_c_lines, fp_b_orders, fp_a_customers;
+
+-- No code of a table's owner runs with the extension owner's rights: a
+-- partial index whose predicate calls the owner's function (run whenever
+-- a query on the table is planned) never runs as a superuser, whether the
+-- table is found by its column (tenant_footprint, destroy_data), is
+-- registered (tenant_usage) or exported (export_tenant).
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fp_trapper') THEN CREATE ROLE fp_trapper; END IF; END $$;
+CREATE SCHEMA fp_trap AUTHORIZATION fp_trapper;
+SET ROLE fp_trapper;
+CREATE TABLE fp_trap.log (who name);
+CREATE FUNCTION fp_trap.vol() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN INSERT INTO fp_trap.log VALUES (current_user); RETURN true; END $$;
+CREATE FUNCTION fp_trap.imm() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN fp_trap.vol(); END $$;
+CREATE TABLE fp_trap.found (tenant_id uuid, n int);
+CREATE TABLE fp_trap.registered (tenant_id uuid NOT NULL, n int);
+RESET ROLE;
+SELECT id AS t FROM tenancy.create_tenant('fp-trap', 'Trap') \gset
+SET ROLE fp_trapper;
+INSERT INTO fp_trap.found VALUES (:'t', 1);
+INSERT INTO fp_trap.registered VALUES (:'t', 1);
+CREATE INDEX found_trap ON fp_trap.found (n) WHERE fp_trap.imm();
+CREATE INDEX registered_trap ON fp_trap.registered (n) WHERE fp_trap.imm();
+RESET ROLE;
+SELECT tenancy.enable_rls('fp_trap.registered');
+SELECT tbl, rows, registered FROM tenancy.tenant_footprint(:'t') ORDER BY tbl::text;
+SELECT tbl, rows FROM tenancy.tenant_usage(:'t') ORDER BY tbl::text;
+SELECT count(*) FROM tenancy.export_tenant(:'t');
+SELECT count(*) AS as_superuser FROM fp_trap.log l JOIN pg_roles r ON r.rolname = l.who WHERE r.rolsuper;
+SET tenancy.soft_delete = off;
+SELECT tenancy.delete_tenant(:'t', destroy_data => true);
+RESET tenancy.soft_delete;
+SELECT count(*) AS as_superuser FROM fp_trap.log l JOIN pg_roles r ON r.rolname = l.who WHERE r.rolsuper;
+SELECT tenancy.disable_rls('fp_trap.registered');
+DROP SCHEMA fp_trap CASCADE;
